@@ -1,0 +1,24 @@
+"""Options and output helpers shared by the CLI commands."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from pipeline.settings import DEFAULT_DB
+
+console = Console()
+err_console = Console(stderr=True)
+
+DbOption = typer.Option(DEFAULT_DB, "--db", help="SQLite store file (env THREADSTANCE_DB).")
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print an error and exit with ``code``."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def db_path(path: Path) -> Path:
+    return Path(path)

@@ -1,0 +1,83 @@
+"""``threadstance evaluate``: score a trained model and the baselines on the gold set, write the report."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from pipeline.cli.common import DbOption, console, err_console
+
+MIN_SCORES_EXIT = 3
+
+
+def evaluate(
+    model: Annotated[Path, typer.Option("--model", help="Model directory written by `threadstance train`.")],
+    gold: Annotated[Path | None, typer.Option("--gold", help="Gold label JSONL (default: evaluation.gold).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Report folder (default: reports/<run_name>).")] = None,
+    db: Path = DbOption,
+    cv: Annotated[int | None, typer.Option("--cv", min=2, help="Also K-fold cross-validate the training recipe "
+                                                                 "on the gold set itself.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Run config whose `evaluation` section (and, "
+                                                                 "for --cv, training recipe) replaces the model's "
+                                                                 "config.yaml.")] = None,
+    items: Annotated[Path | None, typer.Option("--items", help="Only these item ids (one per line); each must "
+                                                               "have a gold label.")] = None,
+    lexicon: Annotated[Path | None, typer.Option("--lexicon", help="Cue file of the lexicon baseline "
+                                                                   "(default configs/lexicon.yaml).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | mps")] = "auto",
+) -> None:
+    """Evaluate MODEL on the gold set against the baselines: metrics.json, report.md/.html, errors.csv.
+
+    Exits with code 3 (after writing the report) when a headline score is below evaluation.min_scores.
+    """
+    from pipeline.config import load_config
+    from pipeline.evaluation import evaluate as run_evaluation
+    from pipeline.evaluation import read_item_ids
+
+    cfg = load_config(config) if config else None
+    ids = read_item_ids(items) if items else None
+    result = run_evaluation(model, gold_path=gold, out_dir=out, db=db, config=cfg, config_source=config,
+                            item_ids=ids, cv=cv, lexicon=lexicon, device=device,
+                            log=lambda msg: err_console.print(f"[dim]{msg}[/]", highlight=False))
+    print_gold_summary(result.metrics)
+    console.print(f"report: {result.out_dir / 'report.md'} (and report.html, metrics.json, errors.csv)")
+    exit_on_min_scores(result.failures)
+
+
+def print_gold_summary(m: dict[str, Any]) -> None:
+    """Model and baselines side by side: headline numbers with the model's 95% intervals."""
+    targets = m["classes"]["targets"]
+    table = Table(title=f"gold set {m['gold_path']} · {m['n_items']} items · model_version {m['model_version']}")
+    keys = ["sentiment_accuracy", "sentiment_macro_f1", *(f"f1_avg.{t}" for t in targets), "stance_score"]
+    table.add_column("system", no_wrap=True)
+    for k in keys:
+        table.add_column(k.replace("f1_avg.", "F1avg ").replace("sentiment_", "sent. ").replace("_", " "),
+                         justify="right")
+    for name, res in {"model": m["model"], **m["baselines"]}.items():
+        cells = []
+        for k in keys:
+            v = res["headline"].get(k)
+            if v is None:
+                cells.append("–")
+            elif name == "model":
+                lo, hi = res["ci"][k]
+                cells.append(f"{v:.3f}\n[{lo:.2f}, {hi:.2f}]")
+            else:
+                cells.append(f"{v:.3f}")
+        table.add_row(name, *cells)
+    console.print(table)
+    if "cv" in m:
+        cv = m["cv"]
+        console.print(f"{cv['k']}-fold CV on the gold set: "
+                      + ", ".join(f"{k} {cv['mean'][k]:.3f} ± {cv['sd'][k]:.3f}"
+                                  for k in ("sentiment_macro_f1", "stance_score")))
+    for note in m.get("notes", []):
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+
+
+def exit_on_min_scores(failures: list[str]) -> None:
+    if failures:
+        err_console.print("[bold red]below evaluation.min_scores:[/] " + "; ".join(failures), highlight=False)
+        raise typer.Exit(MIN_SCORES_EXIT)

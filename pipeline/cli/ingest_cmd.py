@@ -1,0 +1,58 @@
+"""``threadstance ingest``: split article pages into items in the store."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from pipeline.cli.common import DbOption, console, err_console
+from pipeline.ingest.runner import IngestReport, expand_paths, ingest_file
+from pipeline.store import Store
+
+
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders of article pages.")],
+    fmt: Annotated[str, typer.Option("--format", help="auto | text | html | jsonl")] = "auto",
+    db: Path = DbOption,
+) -> None:
+    """Ingest article pages (text dumps, WordPress HTML, JSONL) into the store."""
+    if fmt not in ("auto", "text", "html", "jsonl"):
+        err_console.print(f"[bold red]error:[/] --format {fmt!r}: choose auto, text, html or jsonl")
+        raise typer.Exit(2)
+    files = expand_paths(paths)
+    report = IngestReport()
+    with Store(db) as store, Progress(TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(),
+                                      TimeRemainingColumn(), console=err_console,
+                                      disable=len(files) < 5) as progress:
+        task = progress.add_task("ingest", total=len(files))
+        for path in files:
+            result = ingest_file(store, path, fmt)
+            report.files.append(result)
+            progress.advance(task)
+    print_report(report, db)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def print_report(report: IngestReport, db: Path) -> None:
+    for f in report.files:
+        for warning in f.warnings:
+            err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+        if not f.ok:
+            err_console.print(f"[bold red]error:[/] {escape(f.error or '')} — file skipped, nothing written", highlight=False,
+                              soft_wrap=True)  # one line per message, whatever the terminal width
+    ok = [f for f in report.files if f.ok]
+    table = Table(title=f"Ingest summary → {db}")
+    for col in ("files", "threads", "paragraphs", "comments", "replies", "new", "updated", "unchanged",
+                "warnings", "failed"):
+        table.add_column(col, justify="right")
+    table.add_row(str(len(report.files)), str(report.total("threads")), str(report.total("paragraph")),
+                  str(report.total("comment")), str(report.total("reply")),
+                  str(sum(f.counts.new for f in ok)), str(sum(f.counts.updated for f in ok)),
+                  str(sum(f.counts.unchanged for f in ok)), str(sum(len(f.warnings) for f in report.files)),
+                  str(len(report.failed)))
+    console.print(table)

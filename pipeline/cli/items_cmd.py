@@ -1,0 +1,85 @@
+"""``threadstance items``: look at and export the items in the store."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.table import Table
+
+from pipeline.cli.common import DbOption, console
+from pipeline.errors import UserError
+from pipeline.store import Store
+
+app = typer.Typer(help="Inspect and export stored items.", no_args_is_help=True)
+EXPORT_COLUMNS = ["item_id", "thread_id", "kind", "parent_id", "position", "depth", "author", "posted_at",
+                  "text", "flags", "revision"]
+
+
+@app.command("export")
+def export(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (default: stdout for jsonl/csv).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl | csv | parquet")] = "jsonl",
+    thread: Annotated[str | None, typer.Option(help="Only this thread id.")] = None,
+    kind: Annotated[list[str] | None, typer.Option(help="Only these kinds (repeatable).")] = None,
+    db: Path = DbOption,
+) -> None:
+    """Export items (with thread title) as JSONL, CSV or Parquet."""
+    if fmt not in ("jsonl", "csv", "parquet"):
+        raise UserError(f"--format {fmt!r}: choose jsonl, csv or parquet")
+    if fmt == "parquet" and out is None:
+        raise UserError("--format parquet needs --out FILE")
+    with Store(db) as store:
+        rows = store.items(thread_id=thread, kinds=kind)
+        titles = {t["thread_id"]: t["title"] for t in store.threads()}
+    records = [{**{k: r[k] for k in EXPORT_COLUMNS}, "thread_title": titles.get(r["thread_id"])} for r in rows]
+    write_records(records, out, fmt)
+    if out is not None:
+        console.print(f"wrote {len(records)} items to {out}")
+
+
+def write_records(records: list[dict], out: Path | None, fmt: str) -> None:
+    """Write dict records as jsonl/csv/parquet to ``out`` (or stdout for text formats)."""
+    if fmt == "jsonl":
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        if out is None:
+            typer.echo(text, nl=False)
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text, encoding="utf-8")
+        return
+    frame = pd.DataFrame.from_records(records)
+    for col in frame.columns:
+        if frame[col].map(lambda v: isinstance(v, (list, dict))).any():
+            frame[col] = frame[col].map(lambda v: json.dumps(v, ensure_ascii=False)
+                                        if isinstance(v, (list, dict)) else v)
+    if fmt == "csv":
+        if out is None:
+            typer.echo(frame.to_csv(index=False), nl=False)
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            frame.to_csv(out, index=False)
+    else:
+        assert out is not None
+        out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(out, index=False)
+
+
+@app.command("show")
+def show(
+    thread: Annotated[str | None, typer.Option(help="Only this thread id.")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
+    db: Path = DbOption,
+) -> None:
+    """Print items as a table (id, kind, author, time, text excerpt)."""
+    with Store(db) as store:
+        rows = store.items(thread_id=thread)[:limit]
+    table = Table(show_lines=False)
+    for col in ("item_id", "kind", "author", "posted_at", "text"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["item_id"], r["kind"], r["author"] or "", r["posted_at"] or "",
+                      r["text"][:80].replace("\n", " "))
+    console.print(table)

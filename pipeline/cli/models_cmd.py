@@ -1,0 +1,41 @@
+"""``threadstance models``: list trained model directories."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from pipeline.cli.common import console
+from pipeline.settings import DEFAULT_MODELS
+
+app = typer.Typer(help="Trained models.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_models(
+    models_dir: Annotated[Path, typer.Option("--dir", help="Folder of model directories.")] = DEFAULT_MODELS,
+) -> None:
+    """Trained models with version, date, data and headline metrics."""
+    table = Table(title=f"models in {models_dir}")
+    for col in ("run", "version", "finished", "train items", "selection dev", "dev sent F1", "dev stance",
+                "gold sent F1", "gold stance"):
+        table.add_column(col)
+    found = 0
+    for metrics_path in sorted(models_dir.glob("*/metrics.json")):
+        m = json.loads(metrics_path.read_text(encoding="utf-8"))
+        sel = m["dev"].get(m["selection_dev_set"], {})
+        gold_path = metrics_path.parent / "gold_metrics.json"
+        gold = json.loads(gold_path.read_text(encoding="utf-8"))["model"] if gold_path.exists() else {}
+        table.add_row(m["run_name"], m["model_version"], m.get("finished_at", "")[:16], str(m["counts"]["train"]),
+                      m["selection_dev_set"], f"{sel.get('sentiment_macro_f1', float('nan')):.3f}",
+                      f"{sel.get('stance_score', float('nan')):.3f}",
+                      f"{gold['sentiment_macro_f1']:.3f}" if gold else "–",
+                      f"{gold['stance_score']:.3f}" if gold else "–")
+        found += 1
+    if not found:
+        console.print(f"no trained models in {models_dir} (train one with `threadstance train CONFIG`)")
+        return
+    console.print(table)

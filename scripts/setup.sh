@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# One-command set-up for a fresh machine: a virtual environment in .venv with threadstance installed.
+# TORCH_SPEC picks the torch build: the default pin takes the CPU wheel; a GPU user sets e.g.
+#   TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124" bash scripts/setup.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+[ -d .venv ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+# shellcheck disable=SC2086
+.venv/bin/python -m pip install --quiet $TORCH_SPEC
+.venv/bin/python -m pip install --quiet -e '.[dev]'
+.venv/bin/python -c "import pipeline, torch, transformers; print('threadstance ready: torch', torch.__version__, '| transformers', transformers.__version__)"

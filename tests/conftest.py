@@ -1,0 +1,52 @@
+"""Shared fixtures: the shared data folder and a smoke-trained model built once per session."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The shared data folder: $THREADSTANCE_SHARED or <repo>/../shared."""
+    path = Path(os.environ.get("THREADSTANCE_SHARED") or REPO.parent / "shared")
+    if not (path / "seeds").is_dir():
+        pytest.skip(f"shared data folder not found at {path} (set THREADSTANCE_SHARED)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def seeds_dir(shared_dir: Path) -> Path:
+    return shared_dir / "seeds"
+
+
+@pytest.fixture(scope="session")
+def smoke_model(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Path:
+    """A model trained once per test session with configs/smoke.yaml (≈15 s on 2 cores)."""
+    from pipeline.config import load_config
+    from pipeline.trainer import train
+
+    out = tmp_path_factory.mktemp("models")
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        cfg = load_config(REPO / "configs" / "smoke.yaml", [f"paths.models={out}", f"paths.shared={shared_dir}"])
+        result = train(cfg, progress=False)
+    finally:
+        os.chdir(cwd)
+    return result.output_dir
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """Project-written test inputs (tests/fixtures)."""
+    return REPO / "tests" / "fixtures"

@@ -1,0 +1,329 @@
+"""`threadstance evaluate` / `run` on the smoke model, the baselines, and the evaluation's error cases."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from pipeline.cli.main import app
+from pipeline.errors import ConfigError, UserError
+from pipeline.schema import load_schema
+
+REPO = Path(__file__).resolve().parent.parent
+# Pass A of the gold labelling: stable, same format as the adjudicated gold.jsonl.
+GOLD = REPO / "data" / "gold" / "pass_a.jsonl"
+SYSTEMS = ["model", "majority", "lexicon", "tfidf_lr", "vader"]
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _in_repo(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)  # configs/, data/ and the corpus globs are relative to the project root
+
+
+@pytest.fixture(scope="session")
+def schema():
+    return load_schema(REPO / "configs" / "labels.yaml")
+
+
+@pytest.fixture(scope="session")
+def seeded_db(tmp_path_factory: pytest.TempPathFactory, seeds_dir: Path) -> Path:
+    from pipeline.ingest.runner import ingest_paths
+    from pipeline.store import Store
+
+    db = tmp_path_factory.mktemp("store") / "ts.sqlite"
+    with Store(db) as store:
+        assert not ingest_paths(store, [seeds_dir]).failed
+    return db
+
+
+@pytest.fixture(scope="session")
+def eval_model(smoke_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the session's smoke model (evaluate writes gold_metrics.json and README.md into it)."""
+    dest = tmp_path_factory.mktemp("eval-model") / "smoke"
+    shutil.copytree(smoke_model, dest)
+    return dest
+
+
+def invoke(*args: str) -> object:
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        return runner.invoke(app, [str(a) for a in args])
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.fixture(scope="session")
+def report(eval_model: Path, seeded_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    out = tmp_path_factory.mktemp("reports") / "smoke"
+    result = invoke("evaluate", "--model", eval_model, "--gold", GOLD, "--db", seeded_db, "--out", out)
+    assert result.exit_code == 0, (result.output, result.exception)
+    yield out
+
+
+def _gold_ids(n: int | None = None) -> list[str]:
+    ids = [json.loads(line)["item_id"] for line in GOLD.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return ids[:n] if n else ids
+
+
+# ---- report files --------------------------------------------------------------------------------------------
+
+def test_metrics_json_has_headline_numbers_cis_ece_kinds_and_baselines(report: Path, schema) -> None:
+    m = json.loads((report / "metrics.json").read_text())
+    keys = ["sentiment_accuracy", "sentiment_macro_f1", *(f"f1_avg.{t}" for t in schema.target_names), "stance_score"]
+    assert m["n_items"] == len(_gold_ids())
+    assert m["n_by_kind"]["comments"] + m["n_by_kind"]["paragraphs"] == m["n_items"]
+    assert m["bootstrap"]["resamples"] >= 1000
+    model = m["model"]
+    for k in keys:
+        lo, hi = model["ci"][k]
+        assert 0.0 <= lo <= model["headline"][k] <= hi <= 1.0, k
+    assert set(model["sentiment"]["per_class"]) == set(schema.sentiment_classes)
+    for t in schema.target_names:
+        st = model["stance"][t]
+        assert {"f1_avg", "macro_f1", "per_class"} <= set(st)
+        assert set(st["per_class"]["favor"]) == {"precision", "recall", "f1", "support"}
+        assert 0.0 <= model["ece"]["stance"][t] <= 1.0
+    assert 0.0 <= model["ece"]["sentiment"] <= 1.0
+    assert model["stance_score"] == pytest.approx(sum(model["stance"][t]["f1_avg"] for t in schema.target_names)
+                                                  / len(schema.target_names))
+    for group in ("comments", "paragraphs"):
+        assert set(keys) <= set(model["by_kind"][group]["headline"])
+        assert set(keys) <= set(model["by_kind"][group]["ci"])
+    assert set(m["baselines"]) == set(SYSTEMS[1:])
+    assert set(m["baselines"]["vader"]["headline"]) == {"sentiment_accuracy", "sentiment_macro_f1"}
+    assert set(keys) <= set(m["baselines"]["tfidf_lr"]["ci"])
+    assert "stance_score" in m["comparisons"]["lexicon"]
+
+
+def test_report_md_and_html_show_model_and_baselines_side_by_side(report: Path) -> None:
+    md = (report / "report.md").read_text()
+    html = (report / "report.html").read_text()
+    table = [line for line in md.splitlines() if line.startswith("| system |")]
+    assert table and "stance score" in table[0]
+    for name in SYSTEMS:
+        assert f"| {name} |" in md
+        assert f"<td>{name}</td>" in html
+    for section in ("By item kind", "Calibration", "Confusion matrices", "most confident errors"):
+        assert section in md and section in html
+    assert html.count("<table>") == sum(line.startswith("|---") for line in md.splitlines())
+    assert html.startswith("<!DOCTYPE html>")
+
+
+def test_figures_are_valid_pngs_and_referenced_by_the_report(report: Path, schema) -> None:
+    names = ["reliability.png", *(f"confusion_{f}.png" for f in ["sentiment", *schema.target_names])]
+    md = (report / "report.md").read_text()
+    for name in names:
+        with Image.open(report / name) as img:
+            img.verify()
+            assert img.format == "PNG"
+        assert f"({name})" in md
+
+
+def test_errors_csv_lists_every_misclassification_with_text(report: Path) -> None:
+    m = json.loads((report / "metrics.json").read_text())
+    with open(report / "errors.csv", encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    assert reader.fieldnames == ["item_id", "kind", "field", "gold", "predicted", "probability",
+                                 "gold_probability", "text"]
+    off_diagonal = sum(v for matrix in m["model"]["confusion"].values()
+                       for r, row in enumerate(matrix) for c, v in enumerate(row) if r != c)
+    assert len(rows) == off_diagonal
+    assert all(r["gold"] != r["predicted"] and r["text"] for r in rows)
+    probs = [float(r["probability"]) for r in rows]
+    assert probs == sorted(probs, reverse=True)
+
+
+def test_gold_metrics_json_is_written_and_the_model_card_shows_it(report: Path, eval_model: Path) -> None:
+    gm = json.loads((eval_model / "gold_metrics.json").read_text())
+    assert gm["gold_path"].endswith("pass_a.jsonl") and gm["n_items"] == len(_gold_ids())
+    assert {"sentiment_macro_f1", "stance_score"} <= set(gm["model"])
+    card = (eval_model / "README.md").read_text()
+    assert "Not evaluated yet" not in card
+    assert f"{gm['model']['stance_score']:.3f}" in card
+
+
+# ---- thresholds and errors ------------------------------------------------------------------------------------
+
+def _config_with(eval_model: Path, tmp_path: Path, **evaluation: object) -> Path:
+    data = yaml.safe_load((eval_model / "config.yaml").read_text())
+    data["evaluation"].update(evaluation)
+    path = tmp_path / "eval.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_min_scores_failure_exits_3_after_writing_the_report(eval_model: Path, seeded_db: Path,
+                                                             tmp_path: Path) -> None:
+    cfg = _config_with(eval_model, tmp_path, min_scores={"sentiment_accuracy": 0.0, "stance_score": 0.99})
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(_gold_ids(30)) + "\n")
+    out = tmp_path / "report"
+    result = invoke("evaluate", "--model", eval_model, "--gold", GOLD, "--db", seeded_db, "--out", out,
+                    "--config", cfg, "--items", ids)
+    assert result.exit_code == 3, result.output
+    assert "stance_score" in result.output and "sentiment_accuracy" not in result.output.split("min_scores")[-1]
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n_items"] == 30
+    assert [f.split(" ")[0] for f in m["min_scores"]["failed"]] == ["stance_score"]
+    assert "FAILED" in (out / "report.md").read_text()
+
+
+def test_unknown_min_scores_key_is_a_config_error(eval_model: Path, seeded_db: Path, tmp_path: Path) -> None:
+    cfg = _config_with(eval_model, tmp_path, min_scores={"f1_avg.nonexistent": 0.5})
+    result = invoke("evaluate", "--model", eval_model, "--gold", GOLD, "--db", seeded_db, "--config", cfg)
+    assert isinstance(result.exception, ConfigError)
+    assert "f1_avg.nonexistent" in str(result.exception)
+
+
+def test_items_without_gold_labels_are_an_error_naming_them(eval_model: Path, seeded_db: Path,
+                                                            tmp_path: Path) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"{_gold_ids(1)[0]}\nthread-x/c99\nthread-y/p3\n")
+    result = invoke("evaluate", "--model", eval_model, "--gold", GOLD, "--db", seeded_db, "--items", ids,
+                    "--out", tmp_path / "r")
+    assert isinstance(result.exception, UserError)
+    msg = str(result.exception)
+    assert "thread-x/c99" in msg and "thread-y/p3" in msg and _gold_ids(1)[0] not in msg
+    assert not (tmp_path / "r").exists()
+
+
+def test_gold_items_missing_from_the_store_are_an_error_naming_them(eval_model: Path, seeds_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    from pipeline.ingest.runner import ingest_paths
+    from pipeline.store import Store
+
+    db = tmp_path / "partial.sqlite"
+    with Store(db) as store:  # only the first seed thread is in this store
+        ingest_paths(store, sorted(seeds_dir.glob("0*.txt"))[:1])
+        present = store.item_ids()
+    missing = [i for i in _gold_ids() if i not in present]
+    assert missing and len(missing) < len(_gold_ids())
+    result = invoke("evaluate", "--model", eval_model, "--gold", GOLD, "--db", db)
+    assert isinstance(result.exception, UserError)
+    msg = str(result.exception)
+    assert missing[0] in msg and "threadstance ingest ../shared/seeds" in msg
+    assert f"{len(missing)} gold item(s) are not in the store" in msg
+    assert not any(i in msg for i in present)
+
+
+def test_missing_store_suggests_ingesting_the_seeds(eval_model: Path, tmp_path: Path) -> None:
+    result = invoke("evaluate", "--model", eval_model, "--gold", GOLD, "--db", tmp_path / "none.sqlite")
+    assert isinstance(result.exception, UserError) and "threadstance ingest" in str(result.exception)
+
+
+# ---- cross-validation and the main job -----------------------------------------------------------------------
+
+def test_cv_on_a_small_gold_subset_reports_mean_and_sd_per_headline_score(eval_model: Path, seeded_db: Path,
+                                                                           tmp_path: Path) -> None:
+    by_class: dict[str, list[str]] = {}
+    for line in GOLD.read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        by_class.setdefault(rec["sentiment"], []).append(rec["item_id"])
+    subset = [i for ids in by_class.values() for i in ids[:10]]
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(subset))
+    out = tmp_path / "cv"
+    result = invoke("evaluate", "--model", eval_model, "--gold", GOLD, "--db", seeded_db, "--items", ids,
+                    "--cv", "2", "--out", out)
+    assert result.exit_code == 0, (result.output, result.exception)
+    cv = json.loads((out / "metrics.json").read_text())["cv"]
+    assert cv["k"] == 2 and [f["n_test"] for f in cv["folds"]] and sum(f["n_test"] for f in cv["folds"]) == len(subset)
+    for key in ("sentiment_macro_f1", "stance_score", "sentiment_accuracy"):
+        values = [f["headline"][key] for f in cv["folds"]]
+        assert cv["mean"][key] == pytest.approx(sum(values) / 2)
+        assert cv["sd"][key] >= 0
+    assert "Cross-validation" in (out / "report.md").read_text()
+
+
+def test_run_ingests_trains_evaluates_and_prints_a_summary(smoke_model: Path, shared_dir: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The main job end to end; training itself is the session's smoke model (tested in test_training)."""
+    from pipeline import trainer
+
+    def fake_train(cfg, resume=False, progress=True):  # noqa: ARG001
+        shutil.copytree(smoke_model, cfg.output_dir)
+        m = json.loads((smoke_model / "metrics.json").read_text())
+        return trainer.RunResult(cfg.output_dir, m["model_version"], m["dev"], m["train_seconds"], m["counts"])
+
+    monkeypatch.setattr(trainer, "train", fake_train)
+    db, models, reports = tmp_path / "ts.sqlite", tmp_path / "models", tmp_path / "reports"
+    gold = tmp_path / "gold.jsonl"  # a third of the gold set keeps this test quick
+    gold.write_text("".join(line + "\n" for line in GOLD.read_text(encoding="utf-8").splitlines()[::3]))
+    result = invoke("run", "configs/smoke.yaml", "--set", f"paths.store={db}", "--set", f"paths.models={models}",
+                    "--set", f"paths.shared={shared_dir}", "--set", f"evaluation.gold={gold}",
+                    "--reports", reports, "--no-progress")
+    assert result.exit_code == 0, (result.output, result.exception)
+    out = result.output
+    assert "ingest: 5 files" in out and "dev metrics" in out and "corpus_dev" in out
+    for name in SYSTEMS:
+        assert name in out
+    assert (reports / "smoke" / "report.html").exists() and (models / "smoke" / "gold_metrics.json").exists()
+
+
+def test_run_checks_the_gold_file_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline import trainer
+
+    monkeypatch.setattr(trainer, "train", lambda *a, **k: pytest.fail("trained despite a missing gold file"))
+    result = invoke("run", "configs/smoke.yaml", "--set", f"evaluation.gold={tmp_path / 'nope.jsonl'}",
+                    "--set", f"paths.store={tmp_path / 'ts.sqlite'}")
+    assert isinstance(result.exception, UserError) and "nope.jsonl" in str(result.exception)
+
+
+# ---- baselines -------------------------------------------------------------------------------------------------
+
+def test_lexicon_baseline_matches_cues_as_whole_words_with_wildcards_and_hyphens(schema) -> None:
+    from pipeline.baselines import LexiconBaseline
+
+    lex = LexiconBaseline(schema)
+    pred = lex.predict([
+        "Years of austerity left the service chronically underfunded.",
+        "Throwing money at it is not the answer; it's all tick-box paperwork for Ofsted.",
+        "The inspection was on Tuesday.",
+        "Cutsforth said nothing.",  # no whole-word cue
+    ])
+    assert pred["funding"] == ["favor", "against", "none", "none"]
+    assert pred["ofsted"] == ["none", "against", "none", "none"]
+    assert pred["sentiment"][2] == "neutral"
+
+
+def test_majority_tfidf_and_vader_baselines_fit_and_predict_like_sklearn(schema) -> None:
+    from pipeline.baselines import MajorityBaseline, TfidfLogRegBaseline, VaderBaseline
+
+    texts = ["cuts cuts underfunded", "more money needed now", "great news, thank you", "managers bully staff",
+             "terrible awful day", "ofsted report published"]
+    labels = {"sentiment": ["negative", "negative", "positive", "negative", "negative", "neutral"]}
+    for t in schema.target_names:
+        labels[t] = ["favor", "favor", "none", "none", "none", "none"]
+    maj = MajorityBaseline(schema).fit(texts, labels)
+    assert maj.predict(["anything"])["sentiment"] == ["negative"]
+    assert maj.predict_proba(["x"])["sentiment"][0].tolist() == pytest.approx([4 / 6, 1 / 6, 1 / 6])
+    lr = TfidfLogRegBaseline(schema, seed=1).fit(texts, labels)
+    proba = lr.predict_proba(["cuts and underfunded services"])
+    assert proba["funding"].shape == (1, 3) and proba["funding"].sum() == pytest.approx(1.0)
+    assert lr.predict(["cuts and underfunded services"])["funding"] == ["favor"]
+    vader = VaderBaseline(schema)
+    assert vader.fields == ["sentiment"]
+    assert vader.predict(["This is wonderful, thank you!", "This is awful."])["sentiment"] == ["positive", "negative"]
+
+
+def test_baselines_train_on_the_models_exact_training_split(schema) -> None:
+    from pipeline.baselines import training_records
+    from pipeline.config import load_config
+    from pipeline.corpus import load_corpus, split_corpus
+
+    cfg = load_config(REPO / "configs" / "smoke.yaml")
+    recs, total = training_records(cfg, schema)
+    corpus = load_corpus(cfg.data.corpus, schema)
+    expected = split_corpus(corpus, schema, cfg.data.dev_fraction, cfg.seed)[0][: cfg.data.max_train_examples]
+    assert total == len(corpus) and [r["id"] for r in recs] == [r["id"] for r in expected]

@@ -1,0 +1,169 @@
+"""`threadstance predict`: thread files in any ingest format or stdin lines → labels with probabilities."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from pipeline.classify import classify_items, items_from_lines, items_from_threads, prediction_record
+from pipeline.cli.main import app
+from pipeline.cli.predict_cmd import render_tables
+from pipeline.encoding import InputSpec
+from pipeline.ingest.runner import parse_file
+from pipeline.predict import Prediction, Predictor, batch_bounds
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TARGETS = ["blame_management", "funding", "nqsw_access", "ofsted"]
+
+
+def _invoke(args: list[str], stdin: str | None = None):  # noqa: ANN202
+    return CliRunner().invoke(app, ["predict", *args], input=stdin, catch_exceptions=False)
+
+
+def _check_record(rec: dict, version: str) -> None:
+    assert rec["model_version"] == version
+    assert abs(sum(rec["sentiment_probs"].values()) - 1) < 1e-3
+    assert rec["sentiment"] == max(rec["sentiment_probs"], key=rec["sentiment_probs"].get)
+    assert list(rec["stance"]) == TARGETS
+    for t in TARGETS:
+        probs = rec["stance_probs"][t]
+        assert abs(sum(probs.values()) - 1) < 1e-3
+        assert rec["stance"][t] == max(probs, key=probs.get)
+    assert rec["targets"] == [t for t in TARGETS if rec["stance"][t] != "none"]
+
+
+@pytest.fixture(scope="module")
+def version(smoke_model: Path) -> str:
+    return json.loads((smoke_model / "threadstance.json").read_text())["model_version"]
+
+
+def test_predict_jsonl_on_seed_files_gives_one_record_per_item(smoke_model: Path, seeds_dir: Path,
+                                                                version: str) -> None:
+    seeds = sorted(seeds_dir.glob("*.txt"))
+    expected = [i.item_id for p in seeds for t in parse_file(p)[1] for i in t.items]
+    result = _invoke([*map(str, seeds), "--model", str(smoke_model), "--format", "jsonl"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["id"] for r in records] == expected
+    for rec in records:
+        _check_record(rec, version)
+    comments = [r for r in records if r["kind"] == "comment"]
+    assert comments and all(r["author"] for r in comments)
+
+
+def test_predict_reads_one_item_per_non_empty_stdin_line(smoke_model: Path, version: str) -> None:
+    result = _invoke(["-", "--model", str(smoke_model), "--format", "jsonl"],
+                     stdin="Managers blame us for everything.\n\n   \nOfsted were fair to us.\n")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["id"] for r in records] == ["stdin/1", "stdin/2"]
+    assert records[1]["text"] == "Ofsted were fair to us."
+    for rec in records:
+        _check_record(rec, version)
+
+
+def test_predict_csv_has_label_and_probability_columns_for_every_head(smoke_model: Path, tmp_path: Path,
+                                                                      version: str) -> None:
+    out = tmp_path / "preds.csv"
+    result = _invoke([str(FIXTURES / "jsonl" / "comments.jsonl"), "--model", str(smoke_model), "--format", "csv",
+                      "--out", str(out), "--batch-size", "2"])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out)
+    assert len(frame) == sum(len(t.items) for t in parse_file(FIXTURES / "jsonl" / "comments.jsonl")[1])
+    assert (frame["model_version"] == version).all()
+    for col in ("id", "author", "sentiment", "p_sentiment_negative", "p_sentiment_neutral", "p_sentiment_positive",
+                "targets", "text", *(f"stance_{t}" for t in TARGETS), *(f"p_{t}_against" for t in TARGETS)):
+        assert col in frame.columns, col
+    assert ((frame[["p_sentiment_negative", "p_sentiment_neutral", "p_sentiment_positive"]].sum(axis=1) - 1).abs()
+            < 1e-3).all()
+
+
+def test_predict_table_shows_label_with_probability_and_truncated_text(smoke_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "table.txt"
+    long_line = "The caseloads are rising every single month and nobody in the senior team listens " * 4
+    result = _invoke(["-", "--model", str(smoke_model), "--out", str(out)], stdin=long_line + "\n")
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "stdin" in text and "…" in text and long_line.strip() not in text
+    assert any(f"{label} 0." in text for label in ("negative", "neutral", "positive"))
+    assert all(t in text for t in TARGETS)  # a wide (file) console gets a column per target
+
+
+def test_table_on_a_narrow_terminal_lists_non_none_targets_in_one_column() -> None:
+    pred = Prediction("negative", {"negative": 0.8, "neutral": 0.1, "positive": 0.1},
+                      {t: "none" for t in TARGETS} | {"funding": "against"},
+                      {t: {"favor": 0.1, "against": 0.2, "none": 0.7} for t in TARGETS}
+                      | {"funding": {"favor": 0.1, "against": 0.75, "none": 0.15}}, ["funding"])
+    rec = prediction_record(items_from_lines(["Cuts, cuts, cuts."])[0], pred, "v1")
+    buf = io.StringIO()
+    render_tables([rec], Console(file=buf, width=80, no_color=True))
+    text = buf.getvalue()
+    assert "funding: against 0.75" in text and "negative 0.80" in text
+    assert "ofsted" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_bad_input_file_is_named_and_the_other_files_are_still_classified(smoke_model: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "broken.jsonl"
+    bad.write_text('{"thread_title": "T", "text": "fine"}\n{not json\n', encoding="utf-8")
+    good = FIXTURES / "html" / "cc_caseload_cap.html"
+    result = _invoke([str(bad), str(good), "--model", str(smoke_model), "--format", "jsonl"])
+    assert result.exit_code == 1
+    assert "broken.jsonl" in result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == sum(len(t.items) for t in parse_file(good)[1]) > 0
+
+
+def test_missing_model_directory_is_a_clear_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["predict", "-", "--model", str(tmp_path / "nope")], input="text\n")
+    assert result.exit_code != 0
+    assert "not a threadstance model directory" in str(result.exception)
+
+
+def test_replies_pass_their_parent_text_when_the_input_spec_includes_the_parent() -> None:
+    items = items_from_threads(parse_file(FIXTURES / "html" / "cc_caseload_cap.html")[1])
+    by_id = {i["item_id"]: i for i in items}
+    replies = [i for i in items if i["kind"] == "reply"]
+    assert replies
+    for reply in replies:
+        assert reply["parent_text"] == by_id[reply["parent_id"]]["text"]
+
+    class Spy:
+        def __init__(self, include_parent: bool) -> None:
+            self.spec = InputSpec(include_parent=include_parent)
+
+        def predict(self, texts, parents):  # noqa: ANN001, ANN202
+            self.parents = parents
+            return []
+
+    with_parent, without = Spy(True), Spy(False)
+    classify_items(with_parent, items)
+    classify_items(without, items)
+    assert with_parent.parents == [i["parent_text"] for i in items]
+    assert without.parents is None
+
+
+def test_batches_respect_the_text_and_padded_token_limits() -> None:
+    lengths = np.sort(np.random.default_rng(0).integers(3, 257, 500))
+    for batch_size, max_tokens in ((64, None), (256, 4096), (4, 10)):
+        bounds = batch_bounds(lengths, batch_size, max_tokens)
+        assert bounds[0][0] == 0 and bounds[-1][1] == len(lengths)
+        assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+        assert all(0 < end - start <= batch_size for start, end in bounds)
+        if max_tokens:
+            assert all((end - start) * lengths[end - 1] <= max_tokens or end - start == 1 for start, end in bounds)
+
+
+def test_token_budget_batching_gives_the_same_probabilities(smoke_model: Path) -> None:
+    texts = ["short", "Ofsted were fair", "a much longer comment about caseloads and cuts " * 6, "Give NQSWs a chance",
+             "Managers blame us for everything that goes wrong on the duty desk."]
+    small = Predictor(smoke_model, device="cpu", batch_size=2).predict_proba(texts)
+    budget = Predictor(smoke_model, device="cpu", batch_size=256, max_batch_tokens=40).predict_proba(texts)
+    assert np.abs(small.sentiment - budget.sentiment).max() < 1e-5
+    assert all(np.abs(small.stance[t] - budget.stance[t]).max() < 1e-5 for t in TARGETS)
