@@ -10,6 +10,7 @@ Classifies the same items several ways in one process and reports items/s:
   fast-tokenizer call for all texts, sorted by length, padded per batch, ``torch.inference_mode``;
 * ``Predictor`` — the same with the project defaults of ``threadstance predict`` / ``reclassify``
   (up to 256 texts and 16,384 padded word pieces per batch);
+* ``Predictor, bf16`` — the same with bfloat16 autocast (``--precision bf16``);
 * ``onnx`` / ``onnx-int8`` — the Predictor on ONNX Runtime (``threadstance export onnx``; pass
   ``--export`` to write the files first), when the model directory has them.
 
@@ -118,7 +119,8 @@ def cpu_name() -> str:
 
 
 NAMES = {"naive": "naive loop (torch, file order)", "torch-same": "Predictor, torch, same batches as naive",
-         "torch": "Predictor, torch", "onnx": "Predictor, ONNX Runtime fp32", "onnx-int8": "Predictor, ONNX Runtime int8"}
+         "torch": "Predictor, torch", "torch-bf16": "Predictor, torch, `--precision bf16`",
+         "onnx": "Predictor, ONNX Runtime fp32", "onnx-int8": "Predictor, ONNX Runtime int8"}
 
 
 def run(args: argparse.Namespace) -> str:
@@ -139,7 +141,10 @@ def run(args: argparse.Namespace) -> str:
     base = Predictor(model_dir, device="cpu", batch_size=args.project_batch_size, max_batch_tokens=args.max_batch_tokens)
     same = Predictor(model_dir, device="cpu", batch_size=args.batch_size)
     same.model, same.tokenizer = base.model, base.tokenizer  # one copy of the weights
-    predictors = {"torch-same": same, "torch": base}
+    bf16 = Predictor(model_dir, device="cpu", batch_size=args.project_batch_size,
+                     max_batch_tokens=args.max_batch_tokens, precision="bf16")
+    bf16.model, bf16.tokenizer = base.model, base.tokenizer
+    predictors = {"torch-same": same, "torch": base, "torch-bf16": bf16}
     for b in ("onnx", "onnx-int8"):
         if b in args.backends.split(",") and (model_dir / ONNX_FILES[b]).is_file():
             predictors[b] = Predictor(model_dir, device="cpu", batch_size=args.project_batch_size,
@@ -166,6 +171,7 @@ def run(args: argparse.Namespace) -> str:
              "sorted by length, padded per batch, `torch.inference_mode` — the sorting alone;",
              f"* Predictor (project defaults, as `threadstance predict`): sorted, at most {args.project_batch_size} "
              f"texts and {args.max_batch_tokens} padded word pieces per batch (short texts share big batches);",
+             "* bf16: the same with bfloat16 autocast on the CPU (`--precision bf16`);",
              "* ONNX Runtime: the same Predictor with `--backend onnx` / `onnx-int8` "
              "(`threadstance export onnx --quantize int8`).", ""]
     own_max_length = base.spec.max_length
@@ -211,7 +217,7 @@ def run(args: argparse.Namespace) -> str:
                          f"{max(times[k]) / secs:.2f} | {agree} |")
         lines += ["", f"Predictor (torch, project defaults) over naive: **{best['naive'] / best['torch']:.2f}×** "
                   f"(same batches: {best['naive'] / best['torch-same']:.2f}×)"
-                  + "".join(f"; {NAMES[b]}: **{best['naive'] / best[b]:.2f}×**" for b in ("onnx", "onnx-int8")
+                  + "".join(f"; {NAMES[b]}: **{best['naive'] / best[b]:.2f}×**" for b in ("torch-bf16", "onnx", "onnx-int8")
                             if b in best) + ".", "",
                   "Run times (s): " + "; ".join(f"{k} " + ", ".join(f"{t:.1f}" for t in v) for k, v in times.items())
                   + f". Load average after: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}.", ""]

@@ -15,6 +15,7 @@ from pipeline.classify import classify_items, items_from_lines, items_from_threa
 from pipeline.cli.main import app
 from pipeline.cli.predict_cmd import render_tables
 from pipeline.encoding import InputSpec
+from pipeline.errors import UserError
 from pipeline.ingest.runner import parse_file
 from pipeline.predict import Prediction, Predictor, batch_bounds
 
@@ -167,3 +168,12 @@ def test_token_budget_batching_gives_the_same_probabilities(smoke_model: Path) -
     budget = Predictor(smoke_model, device="cpu", batch_size=256, max_batch_tokens=40).predict_proba(texts)
     assert np.abs(small.sentiment - budget.sentiment).max() < 1e-5
     assert all(np.abs(small.stance[t] - budget.stance[t]).max() < 1e-5 for t in TARGETS)
+
+
+def test_bf16_precision_gives_probabilities_close_to_fp32(smoke_model: Path) -> None:
+    texts = ["Managers blame us for everything.", "Ofsted were fair to us this time.", "Fund early help properly."]
+    fp32 = Predictor(smoke_model, device="cpu").predict_proba(texts)
+    bf16 = Predictor(smoke_model, device="cpu", precision="bf16").predict_proba(texts)
+    assert np.abs(fp32.sentiment - bf16.sentiment).max() < 0.05
+    with pytest.raises(UserError, match="precision"):
+        Predictor(smoke_model, device="cpu", precision="fp8")

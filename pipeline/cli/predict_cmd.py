@@ -31,6 +31,8 @@ def predict(
     backend: Annotated[str, typer.Option("--backend", help="torch | onnx | onnx-int8 (see `threadstance export onnx`)")] = "torch",
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | mps")] = "auto",
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for the model.")] = None,
+    precision: Annotated[str, typer.Option("--precision", help="fp32 | bf16 (torch on CPU: ~1.7× faster on CPUs "
+                                           "with native bf16; labels may differ on near-ties)")] = "fp32",
     input_format: Annotated[str, typer.Option("--input-format", help="auto | text | html | jsonl")] = "auto",
 ) -> None:
     """Classify new thread files (or stdin lines): sentiment and per-target stance with probabilities."""
@@ -70,7 +72,7 @@ def predict(
             items.extend(items_from_threads(threads_))
     records: list[dict[str, Any]] = []
     if items:
-        predictor = load_predictor(model, device, batch_size, backend, threads, max_batch_tokens)
+        predictor = load_predictor(model, device, batch_size, backend, threads, max_batch_tokens, precision)
         started = time.perf_counter()
         preds = classify_items(predictor, items)
         seconds = time.perf_counter() - started
@@ -87,7 +89,7 @@ def predict(
 
 
 def load_predictor(model: Path, device: str, batch_size: int, backend: str, threads: int | None,
-                   max_batch_tokens: int | None = None) -> Any:
+                   max_batch_tokens: int | None = None, precision: str = "fp32") -> Any:
     """A Predictor with the library chatter (weight-loading bars, tokenizer length notes) silenced."""
     from transformers.utils import logging as hf_logging
 
@@ -96,7 +98,7 @@ def load_predictor(model: Path, device: str, batch_size: int, backend: str, thre
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     return Predictor(model, device=device, batch_size=batch_size, backend=backend, num_threads=threads,
-                     max_batch_tokens=max_batch_tokens)
+                     max_batch_tokens=max_batch_tokens, precision=precision)
 
 
 def write_output(records: list[dict[str, Any]], fmt: str, out: Path | None, flat: Any) -> None:
