@@ -11,8 +11,8 @@ order.
 - :class:`TfidfLogRegBaseline`: TF-IDF word 1-2-grams + one balanced logistic regression per field.
 - :class:`VaderBaseline`: VADER compound score thresholds (sentiment only).
 
-:func:`training_records` gives the model's exact training split (same corpus files, seed, dev fraction
-and cap as :func:`pipeline.trainer.build_data`), so the trained baselines see what the model saw.
+:func:`training_records` gives the model's exact training records (:func:`pipeline.splits.make_splits`,
+as training uses), so the trained baselines see what the model saw.
 """
 from __future__ import annotations
 
@@ -24,25 +24,22 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import RunConfig
-from pipeline.corpus import load_corpus, split_corpus
 from pipeline.errors import ConfigError
 from pipeline.schema import LabelSchema, load_yaml
+from pipeline.splits import make_splits
 
 DEFAULT_LEXICON = Path("configs/lexicon.yaml")
 Labels = dict[str, list[str]]
 
 
 def training_records(cfg: RunConfig, schema: LabelSchema) -> tuple[list[dict], int]:
-    """The corpus records the model of ``cfg`` was trained on, and the corpus size.
+    """The labelled records the model of ``cfg`` was trained on, and the corpus size.
 
-    Mirrors :func:`pipeline.trainer.build_data`: ``load_corpus`` + ``split_corpus(seed, dev_fraction)``,
-    then the ``max_train_examples`` cap. Auxiliary sets (TweetEval, VAST) are not included.
+    The same :func:`pipeline.splits.make_splits` as training: the corpus train split (seed, dev
+    fraction, cap) plus any domain_real training items. Auxiliary sets (TweetEval, VAST) are not included.
     """
-    corpus = load_corpus(cfg.data.corpus, schema)
-    train, _dev = split_corpus(corpus, schema, cfg.data.dev_fraction, cfg.seed)
-    if cfg.data.max_train_examples:
-        train = train[: cfg.data.max_train_examples]
-    return train, len(corpus)
+    sp = make_splits(cfg, schema)
+    return sp.train, sp.corpus_total
 
 
 def record_labels(records: Sequence[dict], schema: LabelSchema) -> Labels:

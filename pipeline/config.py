@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import ConfigError
 from pipeline.schema import LabelSchema, format_validation_error, load_schema, load_yaml
@@ -52,6 +52,28 @@ class AuxConfig(_Strict):
     tweeteval_sentiment: TweetEvalSentimentConfig = TweetEvalSentimentConfig()
 
 
+class DomainRealConfig(_Strict):
+    """How the real in-domain set (``<shared>/datasets/domain_real``) enters a run.
+
+    ``dev``: all of it scores checkpoints (the default). ``kfold``: fold ``fold`` of ``folds`` (stratified,
+    seeded by the run seed) is the dev set and the other folds are trained on, ``repeat`` times each, so
+    K runs give out-of-fold scores on every real item (``scripts/domain_real_cv.py``). ``train``: all of it
+    is trained on and selection falls back to the corpus dev split. ``none``: not used.
+    """
+
+    use: Literal["dev", "kfold", "train", "none"] = "dev"
+    folds: int = Field(5, ge=2, le=20, description="Number of folds when use = kfold.")
+    fold: int = Field(0, ge=0, description="Which fold is the dev set when use = kfold (0-based).")
+    repeat: int = Field(1, ge=0, le=20, description="Times each real training item appears per epoch "
+                        "(upweights the few real items against the synthetic corpus; 0 = score only).")
+
+    @model_validator(mode="after")
+    def _fold_in_range(self) -> DomainRealConfig:
+        if self.fold >= self.folds:
+            raise ValueError(f"fold {self.fold} is out of range for folds={self.folds}")
+        return self
+
+
 class DataConfig(_Strict):
     """Training data: the project corpus, its dev split and auxiliary public sets."""
 
@@ -59,7 +81,7 @@ class DataConfig(_Strict):
                               description="JSONL files (globs allowed) of project-written labelled items.")
     max_train_examples: int | None = Field(None, ge=1, description="Cap on corpus items (smoke runs).")
     dev_fraction: float = Field(0.15, gt=0, lt=0.5, description="Stratified share of the corpus held out as dev.")
-    domain_real_dev: bool = Field(True, description="Also score ../shared/datasets/domain_real as a dev set.")
+    domain_real: DomainRealConfig = DomainRealConfig()
     selection: Literal["domain_real", "corpus_dev"] = Field(
         "domain_real", description="Dev set whose score picks the best checkpoint (never the gold set).")
     aux: AuxConfig = AuxConfig()
@@ -99,6 +121,12 @@ class TrainingConfig(_Strict):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     bf16: Literal["auto", "on", "off"] = "auto"
     num_threads: int | None = Field(None, ge=1, description="torch CPU threads; null = torch default.")
+
+    @field_validator("bf16", mode="before")
+    @classmethod
+    def _yaml_bool(cls, value: object) -> object:
+        # YAML 1.1 reads a bare on/off as a boolean
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 class EvaluationConfig(_Strict):

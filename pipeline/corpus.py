@@ -79,3 +79,14 @@ def split_corpus(records: list[dict], schema: LabelSchema, dev_fraction: float, 
         train, dev = train_test_split(records, test_size=dev_fraction, random_state=seed,
                                       stratify=[r["sentiment"] for r in records])
     return list(train), list(dev)
+
+
+def kfold_split(records: list[dict], folds: int, fold: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """(train, dev) for fold ``fold`` of a seeded K-fold split stratified on sentiment."""
+    from sklearn.model_selection import StratifiedKFold
+
+    if folds > len(records):
+        raise ValueError(f"cannot make {folds} folds of {len(records)} records")
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    train_idx, dev_idx = list(splitter.split(records, [r["sentiment"] for r in records]))[fold]
+    return [records[i] for i in train_idx], [records[i] for i in dev_idx]

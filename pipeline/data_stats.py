@@ -94,7 +94,7 @@ def describe(cfg: RunConfig, db: Path | None = None, threshold: float = 0.9) -> 
     corpus = load_corpus(cfg.data.corpus, schema)
     train, dev = split_corpus(corpus, schema, cfg.data.dev_fraction, cfg.seed)
     sets: dict[str, list[dict]] = {"corpus": corpus, "train": train, "corpus_dev": dev}
-    if cfg.data.domain_real_dev:
+    if cfg.data.domain_real.use != "none":
         sets["domain_real"] = load_domain_real(cfg.paths.shared)
     for name, recs in sets.items():
         report.sizes[name] = len(recs)

@@ -269,18 +269,20 @@ def _quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-def model_output(model_dir: Path, es: EvalSet, schema: LabelSchema, device: str = "auto") -> SystemOutput:
+def model_output(model_dir: Path, es: EvalSet, schema: LabelSchema, device: str = "auto", backend: str = "torch",
+                 precision: str = "fp32") -> SystemOutput:
     from pipeline.predict import Predictor
 
     _quiet_transformers()
-    predictor = Predictor(model_dir, device=device)
+    predictor = Predictor(model_dir, device=device, backend=backend, precision=precision)
     if predictor.sentiment_classes != schema.sentiment_classes or predictor.stance_classes != schema.stance_classes \
             or predictor.targets != schema.target_names:
         raise UserError("the model's label spaces do not match its labels.yaml", model_dir)
     p = predictor.predict_proba(es.texts, es.parents)
     proba = {"sentiment": p.sentiment.astype(float), **{t: p.stance[t].astype(float) for t in schema.target_names}}
     return SystemOutput("model", f"fine-tuned model `{model_dir.name}`", probs_to_labels(proba, schema), proba,
-                        {"model_version": predictor.model_version})
+                        {"model_version": predictor.model_version, "backend": backend,
+                         "precision": predictor.precision})
 
 
 def baseline_outputs(cfg: RunConfig, schema: LabelSchema, es: EvalSet, lexicon: str | Path | None,
@@ -326,7 +328,7 @@ def fold_config(cfg: RunConfig, corpus_file: Path, models_dir: Path, fold: int, 
     data["run_name"] = f"{cfg.run_name}-cv{fold}of{k}"
     data["paths"]["models"] = str(models_dir)
     data["data"]["corpus"] = [str(corpus_file)]
-    data["data"]["domain_real_dev"] = False
+    data["data"]["domain_real"] = {"use": "none"}
     data["data"]["selection"] = "corpus_dev"
     return RunConfig.model_validate(data)
 
@@ -423,7 +425,8 @@ def model_run_config(model_dir: Path) -> RunConfig:
 def evaluate(model_dir: str | Path, *, gold_path: str | Path | None = None, out_dir: str | Path | None = None,
              db: str | Path = "work/threadstance.sqlite", config: RunConfig | None = None,
              config_source: str | Path | None = None, item_ids: list[str] | None = None, cv: int | None = None,
-             lexicon: str | Path | None = None, device: str = "auto", log: Any = None) -> EvalResult:
+             lexicon: str | Path | None = None, device: str = "auto", backend: str = "torch",
+             precision: str = "fp32", log: Any = None) -> EvalResult:
     """Evaluate a trained model on the gold set and write the report.
 
     Args:
@@ -436,6 +439,8 @@ def evaluate(model_dir: str | Path, *, gold_path: str | Path | None = None, out_
         item_ids: Evaluate only these items (each must have a gold label).
         cv: If set, also K-fold cross-validate the training recipe on the evaluated gold items.
         lexicon: Cue file of the lexicon baseline (default ``configs/lexicon.yaml``).
+        backend, precision: How the model runs (see :class:`pipeline.predict.Predictor`); the defaults are the
+            exact reference (torch, fp32), other values measure what a faster path changes.
     """
     log = log or (lambda _msg: None)
     model_dir = Path(model_dir)
@@ -465,7 +470,7 @@ def evaluate(model_dir: str | Path, *, gold_path: str | Path | None = None, out_
         groups[g] = (gix, bootstrap_indices(len(gix), resamples, cfg.seed + n) if len(gix) else idx[:, :0])
 
     log(f"predicting {len(es)} gold items with {model_dir}")
-    model_out = model_output(model_dir, es, schema, device)
+    model_out = model_output(model_dir, es, schema, device, backend, precision)
     log("fitting baselines on the model's training split")
     base_outs, base_info = baseline_outputs(model_cfg, schema, es, lexicon, train_metrics.get("counts"))
 

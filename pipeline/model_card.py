@@ -29,6 +29,8 @@ def write_model_card(model_dir: str | Path) -> Path:
         f"- Base model: `{m['base_model']}`; max length {cfg['input']['max_length']} word pieces, truncation "
         f"`{cfg['input']['truncation']}`; seed {m['seed']}.",
         f"- Data: {c['train']} project-written corpus items for training ({c['corpus_dev']} held out as corpus dev)"
+        + (f", {c['domain_real_train']} real in-domain passages (domain_real, each repeated "
+           f"{c.get('domain_real_repeat', 1)}×)" if c.get("domain_real_train") else "")
         + (f", {c['tweeteval_sentiment']} TweetEval sentiment tweets" if "tweeteval_sentiment" in c else "")
         + (f", intermediate stage on {c['vast_pairs']} VAST stance pairs" if "vast_pairs" in c else "") + ".",
         f"- Model selection on `{m['selection_dev_set']}` (best step {m.get('best_step')}); the gold set is never "
@@ -55,6 +57,9 @@ def write_model_card(model_dir: str | Path) -> Path:
               "codebook v1. Not for decisions about individuals.",
               "- Trained mostly on project-written text; real comments differ (length, irony, context from the "
               "thread). Replies are classified on their own text unless the config includes the parent.",
+              *(["- domain_real was trained on, so it has no dev score here; the recipe's out-of-fold estimate "
+                 "on it is in the project's `reports/domain_real_cv/`."]
+                if c.get("domain_real_train") and "domain_real" not in m["dev"] else []),
               "- Stance classes favor/against are rare in real threads; per-target F1 rests on few examples and "
               "carries wide confidence intervals (see the evaluation report).", ""]
     path = d / "README.md"

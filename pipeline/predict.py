@@ -7,6 +7,7 @@ length sorting and the padding, so they see exactly the same inputs.
 """
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -100,6 +101,27 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU computes bfloat16 natively (AVX512-BF16 or AMX), so bf16 autocast is a speed-up."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` → ``bf16`` on a CPU with native bf16, else ``fp32``; explicit values pass through."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+
+
 class Predictor:
     """A trained model ready for inference.
 
@@ -114,10 +136,11 @@ class Predictor:
             (``model.int8.onnx``); the ONNX files are written by ``threadstance export onnx``.
         num_threads: CPU threads for the model (torch: ``torch.set_num_threads``, process-wide;
             ONNX Runtime: intra-op threads). None leaves the library default.
-        precision: ``fp32``, or ``bf16`` for bfloat16 autocast of the torch model on CPU — about 1.7×
+        precision: ``fp32``; ``bf16`` for bfloat16 autocast of the torch model on CPU — about 1.7×
             faster on CPUs with native bf16 (AVX512-BF16 / AMX: AMD Zen 4, recent Xeons), slower on
-            others; labels can differ from fp32 on near-ties. On CUDA, bf16 autocast is always used
-            when the GPU supports it.
+            others; labels can differ from fp32 on near-ties (0.2 % of items in
+            ``reports/inference_benchmark.md``); ``auto``: bf16 where the CPU has native bf16, else
+            fp32. On CUDA, bf16 autocast is always used when the GPU supports it.
     """
 
     def __init__(self, model_dir: str | Path, device: str = "auto", batch_size: int = 64,
@@ -125,8 +148,8 @@ class Predictor:
                  max_batch_tokens: int | None = None, precision: str = "fp32") -> None:
         if backend not in BACKENDS:
             raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-        if precision not in ("fp32", "bf16"):
-            raise UserError(f"unknown precision {precision!r}; choose fp32 or bf16")
+        if precision not in PRECISIONS:
+            raise UserError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         if batch_size < 1:
             raise UserError(f"batch size must be at least 1, got {batch_size}")
         self.model_dir = Path(model_dir)
@@ -162,9 +185,9 @@ class Predictor:
             self.session, self.tokenizer = self._load_onnx(meta)
         self._pad_id = self.tokenizer.pad_token_id or 0
         self._sep_id = special_ids(self.tokenizer)[1]
-        self.precision = precision
+        self.precision = resolve_precision(precision, self.device) if backend == "torch" else "fp32"
         self._autocast = (self.device.type == "cuda" and torch.cuda.is_bf16_supported()) or (
-            precision == "bf16" and self.device.type == "cpu")
+            self.precision == "bf16" and self.device.type == "cpu")
 
     # ---- backends -----------------------------------------------------------------------------
     def _load_onnx(self, meta: dict) -> tuple[Any, Any]:

@@ -55,16 +55,17 @@ class ScheduleConfig(BaseModel):
     store: str = Field("work/threadstance.sqlite", description="The SQLite store.")
     model: str = Field("models/default", description="Model directory; its model_version keys the predictions.")
     export: str = Field("work/export", description="Folder that receives predictions.parquet and .csv.")
-    batch_size: int = Field(256, ge=1, le=4096, description="At most this many items per model call and per "
+    batch_size: int = Field(32, ge=1, le=4096, description="At most this many items per model call and per "
                             "committed transaction.")
-    max_batch_tokens: int = Field(16384, ge=16, description="At most this many padded word pieces per model call.")
+    max_batch_tokens: int = Field(8192, ge=16, description="At most this many padded word pieces per model call.")
     lock_file: str = Field("work/reclassify.lock", description="flock()ed for the whole run.")
     log_file: str = Field("work/reclassify.log", description="Appended with timestamped lines.")
     backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
     num_threads: int | None = Field(None, ge=1, description="CPU threads for the model; null = library default.")
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: bfloat16 autocast of the torch model on "
-                                               "CPU (faster on CPUs with native bf16; labels may differ on near-ties).")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="bf16: bfloat16 autocast of the torch model on CPU (faster on CPUs with native bf16; "
+        "labels may differ on near-ties); auto: bf16 where the CPU has it natively, else fp32.")
     input_format: Literal["auto", "text", "html", "jsonl"] = "auto"
 
 
@@ -386,7 +387,7 @@ def _classify_pending(cfg: ScheduleConfig, store: Any, summary: RunSummary, log:
     if predictor.model_version != version:
         raise UserError(f"the model directory changed during the run ({version} → {predictor.model_version})",
                         cfg.model)
-    log(f"classifying {len(pending)} items with model {version} ({cfg.backend} on {predictor.device}, "
+    log(f"classifying {len(pending)} items with model {version} ({cfg.backend} {predictor.precision} on {predictor.device}, "
         f"batch size {cfg.batch_size}; model loaded in {time.perf_counter() - started:.1f} s)")
     delay = float(os.environ.get(BATCH_DELAY_ENV) or 0)
     parents = [i["parent_text"] for i in pending] if predictor.spec.include_parent else None

@@ -36,14 +36,15 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.utils import logging as hf_logging
 
 from pipeline.config import RunConfig
-from pipeline.corpus import load_corpus, split_corpus
 from pipeline.encoding import InputSpec
+from pipeline.errors import ConfigError
 from pipeline.features import IGNORE, Collator, label_columns, pair_features, record_features
 from pipeline.metrics import headline_scores
 from pipeline.modeling import HEADS_FILE, MODEL_META, MultiTaskModel
 from pipeline.predict import Probabilities, resolve_device, to_predictions
-from pipeline.public_data import load_domain_real, load_tweeteval_sentiment, load_vast
+from pipeline.public_data import load_tweeteval_sentiment, load_vast
 from pipeline.schema import LabelSchema
+from pipeline.splits import make_splits
 
 console = Console(stderr=True)
 
@@ -257,13 +258,16 @@ def model_version(model_dir: Path, schema: LabelSchema) -> str:
 def build_data(cfg: RunConfig, schema: LabelSchema, tokenizer: Any, spec: InputSpec
                ) -> tuple[Dataset, list[DevSet], Dataset | None, dict[str, Any]]:
     """Train features, dev sets, optional VAST pair features and the counts for the model card."""
-    corpus = load_corpus(cfg.data.corpus, schema)
-    train_recs, dev_recs = split_corpus(corpus, schema, cfg.data.dev_fraction, cfg.seed)
-    if cfg.data.max_train_examples:
-        train_recs = train_recs[: cfg.data.max_train_examples]
-        dev_recs = dev_recs[: max(8, cfg.data.max_train_examples // 4)]
-    parts = [record_features(train_recs, schema, tokenizer, spec)]
-    counts: dict[str, Any] = {"corpus_total": len(corpus), "train": len(train_recs), "corpus_dev": len(dev_recs)}
+    sp = make_splits(cfg, schema)
+    if not sp.train:
+        raise ConfigError("no training items: data.corpus is empty and data.domain_real trains on nothing",
+                          key="data.corpus")
+    parts = [record_features(sp.train, schema, tokenizer, spec)]
+    n_corpus_train = len(sp.train) - len(sp.real_train) * sp.real_repeat
+    counts: dict[str, Any] = {"corpus_total": sp.corpus_total, "train": n_corpus_train, "corpus_dev": len(sp.corpus_dev)}
+    if sp.real_train:
+        counts["domain_real_train"] = len(sp.real_train)
+        counts["domain_real_repeat"] = sp.real_repeat
     tw = cfg.data.aux.tweeteval_sentiment
     if tw.enabled:
         rows = load_tweeteval_sentiment(cfg.paths.shared, tw.split, tw.max_examples, cfg.seed)
@@ -271,18 +275,21 @@ def build_data(cfg: RunConfig, schema: LabelSchema, tokenizer: Any, spec: InputS
         parts.append(record_features(recs, schema, tokenizer, spec, sentiment_weight=tw.loss_weight))
         counts["tweeteval_sentiment"] = len(recs)
     train = concatenate_datasets(parts).shuffle(seed=cfg.seed)
-    devs = [DevSet("corpus_dev", dev_recs, record_features(dev_recs, schema, tokenizer, spec))]
-    if cfg.data.domain_real_dev:
-        real = load_domain_real(cfg.paths.shared)
-        devs.append(DevSet("domain_real", real, record_features(real, schema, tokenizer, spec)))
-        counts["domain_real"] = len(real)
+    devs = [DevSet("corpus_dev", sp.corpus_dev, record_features(sp.corpus_dev, schema, tokenizer, spec))] \
+        if sp.corpus_dev else []
+    if sp.real_dev:
+        devs.append(DevSet("domain_real", sp.real_dev, record_features(sp.real_dev, schema, tokenizer, spec)))
+        counts["domain_real"] = len(sp.real_dev)
+    if not devs:
+        raise ConfigError("no dev set for model selection: give a corpus or set data.domain_real.use to dev or kfold",
+                          key="data.domain_real.use")
     pairs = None
     if cfg.data.aux.vast.enabled:
         v = cfg.data.aux.vast
         rows = load_vast(cfg.paths.shared, "train", v.max_examples, v.none_fraction, cfg.seed)
         pairs = pair_features(rows, schema, tokenizer, spec).shuffle(seed=cfg.seed)
         counts["vast_pairs"] = len(pairs)
-    counts["train_label_counts"] = label_counts(train_recs, schema)
+    counts["train_label_counts"] = label_counts(sp.train, schema)
     return train, devs, pairs, counts
 
 
@@ -344,7 +351,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> RunRes
         class_weights["sentiment"] = _class_weights(train_ds["sentiment"], len(schema.sentiment_classes), cap)
         for t in schema.target_names:
             class_weights[t] = _class_weights(train_ds[f"stance_{t}"], len(schema.stance_classes), cap)
-    selection = cfg.data.selection if any(d.name == cfg.data.selection for d in devs) else "corpus_dev"
+    selection = cfg.data.selection if any(d.name == cfg.data.selection for d in devs) else devs[0].name
     args = _training_args(cfg, ckpt / "main", len(train_ds), cfg.training.epochs, cfg.training.lr, True, cfg.seed)
     callbacks: list[TrainerCallback] = [RichProgress("training", progress)]
     if cfg.training.early_stopping_patience > 0:

@@ -49,7 +49,7 @@ def test_corpus_text_that_also_appears_in_gold_is_reported(tmp_path: Path, share
     gold.write_text(json.dumps({"item_id": gold_item["item_id"]}) + "\n")
     os.chdir(REPO)
     cfg = load_config(REPO / "configs/smoke.yaml", [f"data.corpus=[{corpus}]", f"evaluation.gold={gold}",
-                                                    "data.domain_real_dev=false"])
+                                                    "data.domain_real.use=none"])
     report = describe(cfg, db=db)
     assert report.gold_overlap and "leak-1" in report.gold_overlap[0]
 
@@ -58,7 +58,7 @@ def test_invalid_corpus_label_names_file_and_line(tmp_path: Path) -> None:
     corpus = tmp_path / "bad.jsonl"
     corpus.write_text('{"id": "x", "text": "hi", "sentiment": "angry", "stance": {}}\n')
     os.chdir(REPO)
-    cfg = load_config(REPO / "configs/smoke.yaml", [f"data.corpus=[{corpus}]", "data.domain_real_dev=false"])
+    cfg = load_config(REPO / "configs/smoke.yaml", [f"data.corpus=[{corpus}]", "data.domain_real.use=none"])
     with pytest.raises(UserError) as exc:
         describe(cfg)
     assert "bad.jsonl:1" in str(exc.value) and "angry" in str(exc.value)

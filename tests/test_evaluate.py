@@ -327,3 +327,16 @@ def test_baselines_train_on_the_models_exact_training_split(schema) -> None:
     corpus = load_corpus(cfg.data.corpus, schema)
     expected = split_corpus(corpus, schema, cfg.data.dev_fraction, cfg.seed)[0][: cfg.data.max_train_examples]
     assert total == len(corpus) and [r["id"] for r in recs] == [r["id"] for r in expected]
+
+
+def test_baselines_train_on_the_same_real_items_as_a_kfold_model(schema, shared_dir: Path) -> None:
+    from pipeline.baselines import training_records
+    from pipeline.config import load_config
+    from pipeline.splits import make_splits
+
+    cfg = load_config(REPO / "configs" / "smoke.yaml", [f"paths.shared={shared_dir}", "data.domain_real.use=kfold",
+                                                        "data.domain_real.folds=2", "data.domain_real.repeat=2"])
+    recs, _ = training_records(cfg, schema)
+    sp = make_splits(cfg, schema)
+    assert [r["id"] for r in recs] == [r["id"] for r in sp.train]
+    assert sum(r["id"] in {x["id"] for x in sp.real_train} for r in recs) == 2 * len(sp.real_train) > 0

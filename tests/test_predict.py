@@ -177,3 +177,18 @@ def test_bf16_precision_gives_probabilities_close_to_fp32(smoke_model: Path) -> 
     assert np.abs(fp32.sentiment - bf16.sentiment).max() < 0.05
     with pytest.raises(UserError, match="precision"):
         Predictor(smoke_model, device="cpu", precision="fp8")
+
+
+def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16(smoke_model: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from pipeline import predict as predict_mod
+
+    cpu = torch.device("cpu")
+    for native, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(predict_mod, "cpu_has_native_bf16", lambda native=native: native)
+        assert predict_mod.resolve_precision("auto", cpu) == expected
+        assert Predictor(smoke_model, device="cpu", precision="auto").precision == expected
+    assert predict_mod.resolve_precision("fp32", cpu) == "fp32"
+    assert predict_mod.resolve_precision("bf16", cpu) == "bf16"

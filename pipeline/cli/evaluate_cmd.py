@@ -27,6 +27,9 @@ def evaluate(
     lexicon: Annotated[Path | None, typer.Option("--lexicon", help="Cue file of the lexicon baseline "
                                                                    "(default configs/lexicon.yaml).")] = None,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | mps")] = "auto",
+    backend: Annotated[str, typer.Option("--backend", help="torch | onnx | onnx-int8: measure what a faster "
+                                                           "inference path changes (default: the torch reference)")] = "torch",
+    precision: Annotated[str, typer.Option("--precision", help="fp32 (reference) | bf16 | auto")] = "fp32",
 ) -> None:
     """Evaluate MODEL on the gold set against the baselines: metrics.json, report.md/.html, errors.csv.
 
@@ -39,7 +42,7 @@ def evaluate(
     cfg = load_config(config) if config else None
     ids = read_item_ids(items) if items else None
     result = run_evaluation(model, gold_path=gold, out_dir=out, db=db, config=cfg, config_source=config,
-                            item_ids=ids, cv=cv, lexicon=lexicon, device=device,
+                            item_ids=ids, cv=cv, lexicon=lexicon, device=device, backend=backend, precision=precision,
                             log=lambda msg: err_console.print(f"[dim]{msg}[/]", highlight=False))
     print_gold_summary(result.metrics)
     console.print(f"report: {result.out_dir / 'report.md'} (and report.html, metrics.json, errors.csv)")

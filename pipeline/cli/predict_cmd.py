@@ -25,14 +25,15 @@ def predict(
     model: Annotated[Path, typer.Option("--model", help="Model directory (models/<run>).")] = DEFAULT_MODELS / "default",
     fmt: Annotated[str, typer.Option("--format", help="table | jsonl | csv")] = "table",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="At most this many texts per model call.")] = 256,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="At most this many texts per model call.")] = 32,
     max_batch_tokens: Annotated[int, typer.Option("--max-batch-tokens", min=16, help="At most this many padded word "
-                                                  "pieces per model call (texts are sorted by length).")] = 16384,
+                                                  "pieces per model call (texts are sorted by length).")] = 8192,
     backend: Annotated[str, typer.Option("--backend", help="torch | onnx | onnx-int8 (see `threadstance export onnx`)")] = "torch",
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | mps")] = "auto",
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for the model.")] = None,
-    precision: Annotated[str, typer.Option("--precision", help="fp32 | bf16 (torch on CPU: ~1.7× faster on CPUs "
-                                           "with native bf16; labels may differ on near-ties)")] = "fp32",
+    precision: Annotated[str, typer.Option("--precision", help="auto | fp32 | bf16. auto = bf16 autocast where the "
+                                           "CPU has native bf16 (~1.7× faster; labels may differ on near-ties), "
+                                           "else fp32")] = "auto",
     input_format: Annotated[str, typer.Option("--input-format", help="auto | text | html | jsonl")] = "auto",
 ) -> None:
     """Classify new thread files (or stdin lines): sentiment and per-target stance with probabilities."""
@@ -89,7 +90,7 @@ def predict(
 
 
 def load_predictor(model: Path, device: str, batch_size: int, backend: str, threads: int | None,
-                   max_batch_tokens: int | None = None, precision: str = "fp32") -> Any:
+                   max_batch_tokens: int | None = None, precision: str = "auto") -> Any:
     """A Predictor with the library chatter (weight-loading bars, tokenizer length notes) silenced."""
     from transformers.utils import logging as hf_logging
 

@@ -1,0 +1,61 @@
+"""How a run's labelled records are split: corpus dev split and the domain_real modes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.errors import ConfigError
+from pipeline.splits import make_splits
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _splits(shared_dir: Path, *overrides: str):  # noqa: ANN202
+    cfg = load_config(REPO / "configs/default.yaml", [f"paths.shared={shared_dir}", *overrides])
+    return make_splits(cfg, cfg.schema())
+
+
+def test_domain_real_dev_mode_scores_all_real_items_and_trains_on_none(shared_dir: Path) -> None:
+    sp = _splits(shared_dir)
+    assert len(sp.real_dev) == 145 and sp.real_train == []
+    assert {r["id"] for r in sp.real_dev}.isdisjoint({r["id"] for r in sp.train})
+
+
+def test_kfold_folds_partition_the_real_items_and_never_train_on_their_dev_fold(shared_dir: Path) -> None:
+    seen: list[str] = []
+    for fold in range(3):
+        sp = _splits(shared_dir, "data.domain_real.use=kfold", "data.domain_real.folds=3", f"data.domain_real.fold={fold}")
+        dev_ids = {r["id"] for r in sp.real_dev}
+        assert dev_ids.isdisjoint({r["id"] for r in sp.train})
+        assert len(sp.real_dev) + len(sp.real_train) == 145
+        seen.extend(dev_ids)
+    assert len(seen) == len(set(seen)) == 145
+
+
+def test_kfold_repeat_upweights_real_training_items(shared_dir: Path) -> None:
+    one = _splits(shared_dir, "data.domain_real.use=kfold", "data.domain_real.folds=2")
+    three = _splits(shared_dir, "data.domain_real.use=kfold", "data.domain_real.folds=2", "data.domain_real.repeat=3")
+    zero = _splits(shared_dir, "data.domain_real.use=kfold", "data.domain_real.folds=2", "data.domain_real.repeat=0")
+    n_real = len(one.real_train)
+    assert len(three.train) - len(one.train) == 2 * n_real
+    assert len(one.train) - len(zero.train) == n_real and zero.real_train == []
+    assert [r["id"] for r in zero.real_dev] == [r["id"] for r in one.real_dev]
+
+
+def test_train_mode_adds_every_real_item_and_keeps_the_corpus_dev_split(shared_dir: Path) -> None:
+    base = _splits(shared_dir)
+    sp = _splits(shared_dir, "data.domain_real.use=train")
+    assert sp.real_dev == [] and len(sp.real_train) == 145
+    assert len(sp.train) == len(base.train) + 145 and sp.corpus_dev == base.corpus_dev
+
+
+def test_fold_out_of_range_is_a_config_error_naming_the_key() -> None:
+    with pytest.raises(ConfigError, match="data.domain_real"):
+        load_config(REPO / "configs/default.yaml", ["data.domain_real.folds=2", "data.domain_real.fold=2"])
+
+
+def test_real_only_recipe_has_no_corpus(shared_dir: Path) -> None:
+    sp = _splits(shared_dir, "data.corpus=[]", "data.domain_real.use=kfold", "data.domain_real.folds=2")
+    assert sp.corpus_total == 0 and sp.corpus_dev == [] and len(sp.train) == len(sp.real_train) > 0
