@@ -294,12 +294,15 @@ def baseline_outputs(cfg: RunConfig, schema: LabelSchema, es: EvalSet, lexicon: 
     info: dict[str, Any] = {"train_records": len(train_recs), "corpus_total": corpus_total,
                             "corpus": cfg.data.corpus, "seed": cfg.seed, "dev_fraction": cfg.data.dev_fraction,
                             "max_train_examples": cfg.data.max_train_examples, "warnings": []}
-    if trained_counts and (trained_counts.get("corpus_total"), trained_counts.get("train")) != (
-            corpus_total, len(train_recs)):
-        info["warnings"].append(
-            f"the corpus changed since the model was trained (model: {trained_counts.get('corpus_total')} corpus "
-            f"items, {trained_counts.get('train')} train; now: {corpus_total}, {len(train_recs)}): the trained "
-            "baselines may not see exactly the model's training split")
+    if trained_counts:
+        # the model's training records: corpus train split + real in-domain items × repeat
+        trained = (trained_counts.get("train") or 0) + \
+            (trained_counts.get("domain_real_train") or 0) * (trained_counts.get("domain_real_repeat") or 0)
+        if (trained_counts.get("corpus_total"), trained) != (corpus_total, len(train_recs)):
+            info["warnings"].append(
+                f"the training data changed since the model was trained (model: {trained_counts.get('corpus_total')} "
+                f"corpus items, {trained} training records; now: {corpus_total}, {len(train_recs)}): the trained "
+                "baselines may not see exactly the model's training records")
     texts = [r["text"] for r in train_recs]
     labels = record_labels(train_recs, schema)
     outs = []

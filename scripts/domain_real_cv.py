@@ -64,7 +64,7 @@ def train_folds(args: argparse.Namespace) -> dict[int, float | None]:
             fold = todo.pop(0)
             cmd = [sys.executable, "-c", "from pipeline.cli.main import main; main()", "train", str(args.config),
                    "--no-progress", *[x for o in fold_overrides(args, fold, threads) for x in ("--set", o)]]
-            log = open(Path(args.out) / f"{args.name}-f{fold}.log", "w")  # noqa: SIM115
+            log = open(Path(args.models) / f"{args.name}-f{fold}.log", "w")  # noqa: SIM115
             print(f"fold {fold}: training ({threads} thread(s))", file=sys.stderr)
             running.append((fold, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO), time.time()))
         time.sleep(2)
@@ -73,7 +73,7 @@ def train_folds(args: argparse.Namespace) -> dict[int, float | None]:
             if proc.poll() is not None:
                 running.remove(item)
                 if proc.returncode != 0:
-                    raise SystemExit(f"fold {fold} failed (exit {proc.returncode}); see {args.out}/{args.name}-f{fold}.log")
+                    raise SystemExit(f"fold {fold} failed (exit {proc.returncode}); see {args.models}/{args.name}-f{fold}.log")
                 seconds[fold] = round(time.time() - started, 1)
                 print(f"fold {fold}: done in {seconds[fold]:.0f} s", file=sys.stderr)
     return seconds
@@ -172,6 +172,7 @@ def main() -> None:
                         "--set data.domain_real.repeat=0 so the baselines train on the same records).")
     args = parser.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
+    Path(args.models).mkdir(parents=True, exist_ok=True)
     seconds = {} if args.fixed_model else train_folds(args)
     result = evaluate(args, seconds)
     path = Path(args.out) / f"{args.name}.json"

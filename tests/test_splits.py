@@ -18,7 +18,7 @@ def _splits(shared_dir: Path, *overrides: str):  # noqa: ANN202
 
 
 def test_domain_real_dev_mode_scores_all_real_items_and_trains_on_none(shared_dir: Path) -> None:
-    sp = _splits(shared_dir)
+    sp = _splits(shared_dir, "data.domain_real.use=dev")
     assert len(sp.real_dev) == 145 and sp.real_train == []
     assert {r["id"] for r in sp.real_dev}.isdisjoint({r["id"] for r in sp.train})
 
@@ -35,7 +35,7 @@ def test_kfold_folds_partition_the_real_items_and_never_train_on_their_dev_fold(
 
 
 def test_kfold_repeat_upweights_real_training_items(shared_dir: Path) -> None:
-    one = _splits(shared_dir, "data.domain_real.use=kfold", "data.domain_real.folds=2")
+    one = _splits(shared_dir, "data.domain_real.use=kfold", "data.domain_real.folds=2", "data.domain_real.repeat=1")
     three = _splits(shared_dir, "data.domain_real.use=kfold", "data.domain_real.folds=2", "data.domain_real.repeat=3")
     zero = _splits(shared_dir, "data.domain_real.use=kfold", "data.domain_real.folds=2", "data.domain_real.repeat=0")
     n_real = len(one.real_train)
@@ -45,10 +45,15 @@ def test_kfold_repeat_upweights_real_training_items(shared_dir: Path) -> None:
 
 
 def test_train_mode_adds_every_real_item_and_keeps_the_corpus_dev_split(shared_dir: Path) -> None:
-    base = _splits(shared_dir)
-    sp = _splits(shared_dir, "data.domain_real.use=train")
+    base = _splits(shared_dir, "data.domain_real.use=none")
+    sp = _splits(shared_dir, "data.domain_real.use=train", "data.domain_real.repeat=1")
     assert sp.real_dev == [] and len(sp.real_train) == 145
     assert len(sp.train) == len(base.train) + 145 and sp.corpus_dev == base.corpus_dev
+
+
+def test_default_config_trains_on_every_real_item_three_times(shared_dir: Path) -> None:
+    sp = _splits(shared_dir)
+    assert sp.real_dev == [] and len(sp.real_train) == 145 and sp.real_repeat == 3
 
 
 def test_fold_out_of_range_is_a_config_error_naming_the_key() -> None:
@@ -57,5 +62,6 @@ def test_fold_out_of_range_is_a_config_error_naming_the_key() -> None:
 
 
 def test_real_only_recipe_has_no_corpus(shared_dir: Path) -> None:
-    sp = _splits(shared_dir, "data.corpus=[]", "data.domain_real.use=kfold", "data.domain_real.folds=2")
+    sp = _splits(shared_dir, "data.corpus=[]", "data.domain_real.use=kfold", "data.domain_real.folds=2",
+                 "data.domain_real.repeat=1")
     assert sp.corpus_total == 0 and sp.corpus_dev == [] and len(sp.train) == len(sp.real_train) > 0
