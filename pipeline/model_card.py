@@ -35,7 +35,7 @@ def write_model_card(model_dir: str | Path) -> Path:
         + (f", intermediate stage on {c['vast_pairs']} VAST stance pairs" if "vast_pairs" in c else "") + ".",
         f"- Model selection on `{m['selection_dev_set']}` (best step {m.get('best_step')}); the gold set is never "
         "used for training or selection.",
-        f"- Training time {m['train_seconds']:.0f} s on {hw['device']} ({hw.get('gpu') or hw['processor']}, "
+        f"- Training time {m['train_seconds']:.0f} s on {hw['device']} ({hw.get('gpu') or hw.get('cpu') or hw['processor']}, "
         f"{hw['torch_threads']} torch threads, {hw['cpu_count']} CPUs), torch {hw['torch']}.", "",
         "Training label counts:", "", "| field | " + " | ".join(["class: count"]) + " |", "|---|---|",
     ]
