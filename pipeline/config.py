@@ -77,6 +77,15 @@ class DomainRealConfig(_Strict):
 class DataConfig(_Strict):
     """Training data: the project corpus, its dev split and auxiliary public sets."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_domain_real_dev(cls, data: object) -> object:
+        # configs saved by models trained before data.domain_real existed
+        if isinstance(data, dict) and "domain_real_dev" in data and "domain_real" not in data:
+            data = dict(data)
+            data["domain_real"] = {"use": "dev" if data.pop("domain_real_dev") else "none"}
+        return data
+
     corpus: list[str] = Field(default_factory=lambda: ["data/train/parts/*.jsonl"],
                               description="JSONL files (globs allowed) of project-written labelled items.")
     max_train_examples: int | None = Field(None, ge=1, description="Cap on corpus items (smoke runs).")

@@ -68,3 +68,13 @@ def test_schema_rejects_none_class_outside_stance_classes(tmp_path: Path) -> Non
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     with pytest.raises(ConfigError, match="none_class"):
         load_schema(path)
+
+
+def test_configs_saved_before_domain_real_modes_still_load(tmp_path: Path) -> None:
+    data = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+    for old, mode in ((True, "dev"), (False, "none")):
+        data["data"].pop("domain_real", None)
+        data["data"]["domain_real_dev"] = old
+        path = tmp_path / "old.yaml"
+        path.write_text(yaml.safe_dump(data))
+        assert load_config(path).data.domain_real.use == mode
