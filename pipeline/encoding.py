@@ -46,12 +46,12 @@ def encode_texts(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], spec:
 
     Tokenisation runs as one batched call of the fast (Rust) tokenizer, without padding.
     """
-    first = tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+    first = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
     second: list[list[int] | None] = [None] * len(first)
     if pairs is not None:
         idx = [i for i, p in enumerate(pairs) if p]
         if idx:
-            enc = tokenizer([pairs[i] for i in idx], add_special_tokens=False, truncation=False)["input_ids"]
+            enc = tokenizer([pairs[i] for i in idx], add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
             for i, ids in zip(idx, enc):
                 second[i] = ids
     start, sep = special_ids(tokenizer)
