@@ -7,7 +7,6 @@ length sorting and the padding, so they see exactly the same inputs.
 """
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -20,6 +19,7 @@ import torch
 from pipeline.calibration import apply_bias
 from pipeline.encoding import InputSpec, encode_texts, special_ids
 from pipeline.errors import UserError
+from pipeline.hardware import cpu_has_native_bf16
 from pipeline.modeling import MODEL_META, MultiTaskModel
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
@@ -102,17 +102,6 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
-
-
-@functools.cache
-def cpu_has_native_bf16() -> bool:
-    """True where the CPU computes bfloat16 natively (AVX512-BF16 or AMX), so bf16 autocast is a speed-up."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

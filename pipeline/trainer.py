@@ -39,6 +39,7 @@ from pipeline.config import RunConfig
 from pipeline.encoding import InputSpec
 from pipeline.errors import ConfigError
 from pipeline.features import IGNORE, Collator, label_columns, pair_features, record_features
+from pipeline.hardware import cpu_name
 from pipeline.metrics import headline_scores
 from pipeline.modeling import HEADS_FILE, MODEL_META, MultiTaskModel
 from pipeline.predict import Probabilities, resolve_device, to_predictions
@@ -382,7 +383,7 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> RunRes
     (out / MODEL_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     (out / "labels.yaml").write_text(schema_yaml(schema), encoding="utf-8")
     (out / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
-    hardware = {"device": str(device), "cpu": _cpu_model(), "torch_threads": torch.get_num_threads(),
+    hardware = {"device": str(device), "cpu": cpu_name(), "torch_threads": torch.get_num_threads(),
                 "cpu_count": os.cpu_count(),
                 "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                 "torch": torch.__version__}
@@ -402,15 +403,6 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> RunRes
     write_model_card(out)
     shutil.rmtree(ckpt, ignore_errors=True)  # checkpoints only serve --resume of an unfinished run
     return RunResult(out, version, dev_metrics, train_seconds, counts)
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            return next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")),
-                        platform.processor())
-    except OSError:
-        return platform.processor() or platform.machine()
 
 
 def schema_yaml(schema: LabelSchema) -> str:

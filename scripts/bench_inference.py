@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from pipeline.hardware import cpu_name  # noqa: E402
 from pipeline.predict import ONNX_FILES, Predictor  # noqa: E402
 from pipeline.settings import shared_dir  # noqa: E402
 
@@ -106,16 +107,6 @@ def padding_stats(predictor: Predictor, texts: list[str], batch_size: int, max_l
         out[name] = sum(b.max() * len(b) for b in batches) / lens.sum()
         out[f"{name}_attn"] = sum(b.max() ** 2 * len(b) for b in batches) / (lens.astype(float) ** 2).sum()
     return out
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 NAMES = {"naive": "naive loop (torch, file order)", "torch-same": "Predictor, torch, same batches as naive",

@@ -40,6 +40,11 @@ from pipeline.metrics import headline_scores  # noqa: E402
 from pipeline.splits import make_splits  # noqa: E402
 
 
+def fold_threads(args: argparse.Namespace) -> int:
+    """torch threads per fold model, so that ``--jobs`` folds share the CPUs."""
+    return max(1, (os.cpu_count() or 2) // args.jobs)
+
+
 def fold_overrides(args: argparse.Namespace, fold: int, threads: int) -> list[str]:
     return [*args.set, "data.domain_real.use=kfold", f"data.domain_real.folds={args.folds}",
             f"data.domain_real.fold={fold}", f"run_name={args.name.replace('+', '_')}-f{fold}of{args.folds}",
@@ -48,7 +53,7 @@ def fold_overrides(args: argparse.Namespace, fold: int, threads: int) -> list[st
 
 def train_folds(args: argparse.Namespace) -> dict[int, float | None]:
     """Train the fold models that are missing (``--jobs`` at a time); returns train seconds per fold."""
-    threads = max(1, (os.cpu_count() or 2) // args.jobs)
+    threads = fold_threads(args)
     todo, seconds = [], {}
     for fold in range(args.folds):
         cfg = load_config(args.config, fold_overrides(args, fold, threads))
@@ -91,7 +96,7 @@ def score(records: list[dict], pred: dict[str, list[str]], schema) -> dict:  # n
 def evaluate(args: argparse.Namespace, seconds: dict[int, float | None]) -> dict:
     from pipeline.predict import Predictor
 
-    threads = max(1, (os.cpu_count() or 2) // args.jobs)
+    threads = fold_threads(args)
     systems = ("model", "tfidf_lr", "lexicon")
     oof: dict[str, list[tuple[dict, dict]]] = {k: [] for k in systems}  # (record, predicted labels)
     folds = []
