@@ -1,9 +1,11 @@
 """The ``threadstance`` application: registers one command per module and turns UserError into messages."""
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
+from rich.markup import escape
 
 from pipeline.cli.common import err_console
 from pipeline.errors import UserError
@@ -48,26 +50,86 @@ def _register() -> None:
 _register()
 
 
-def main() -> None:
-    """Console entry point: run the app; user errors print one line and exit 2, never a traceback."""
+def _click_exception_types() -> tuple[type[BaseException], ...]:
+    """The ClickException classes in use: typer >= 0.22 bundles its own click (``typer._click``)."""
+    types: list[type[BaseException]] = []
     try:
-        rc = app(standalone_mode=False)
+        from typer._click.exceptions import ClickException as BundledClickException
+
+        types.append(BundledClickException)
+    except ImportError:  # pragma: no cover - older typer without a bundled click
+        pass
+    try:
+        import click
+
+        types.append(click.ClickException)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(types)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _usage_message(exc: BaseException) -> str:
+    """One line for a click usage error: the message plus where to find help."""
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    ctx = getattr(exc, "ctx", None)
+    hint = ""
+    if ctx is not None:
+        hint = f" (try '{ctx.command_path} --help')"
+    return _one_line(message) + hint
+
+
+def _error(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(_one_line(message))}", highlight=False, soft_wrap=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: every error is one line and a documented exit code, never a traceback.
+
+    Exit codes: 0 ok, 1 some input failed, 2 usage or input error, 3 evaluate below min_scores,
+    75 reclassify already running, 130 interrupted. ``--debug`` (anywhere on the command line, or
+    ``THREADSTANCE_DEBUG=1``) re-raises unexpected errors with their traceback.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("THREADSTANCE_DEBUG", "") not in ("", "0")
+    args = [a for a in args if a != "--debug"]
+    click_errors = _click_exception_types()
+    try:
+        rc = app(args=args, prog_name="threadstance", standalone_mode=False)
         sys.exit(rc if isinstance(rc, int) else 0)
     except UserError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        if debug:
+            raise
+        _error(str(exc))
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except click_errors as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare command group: show its help
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(2)
+        _error(_usage_message(exc))
+        sys.exit(getattr(exc, "exit_code", 2))
+    except OSError as exc:
+        if debug:
+            raise
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        _error(f"{where}{exc.strerror or exc}")
+        sys.exit(2)
+    except Exception as exc:  # a bug or an unforeseen failure: still one line
+        if debug:
+            raise
+        _error(f"unexpected {type(exc).__name__}: {exc or 'no details'} (rerun with --debug for a traceback)")
+        sys.exit(1)
 
 
 if __name__ == "__main__":
