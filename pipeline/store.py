@@ -116,6 +116,29 @@ class WriteCounts:
         self.unchanged += other.unchanged
 
 
+class StoreError(UserError):
+    """The SQLite store could not be read or written (disk full, read-only, locked, damaged)."""
+
+
+def store_error(exc: sqlite3.Error, path: str | Path) -> StoreError:
+    """A one-line, actionable StoreError for a sqlite3 error; never an empty message."""
+    text = str(exc).strip() or type(exc).__name__
+    low = text.lower()
+    if "disk is full" in low or "disk full" in low:
+        message = "disk full: the store could not be written; this step was rolled back (free space and rerun)"
+    elif "readonly" in low or "read-only" in low:
+        message = "the store is read-only: cannot write (check the file and folder permissions)"
+    elif "locked" in low or "busy" in low:
+        message = "the store is locked by another process; try again when it has finished"
+    elif "not a database" in low or "malformed" in low:
+        message = f"the store file is damaged or not a threadstance database ({text})"
+    elif "unable to open" in low:
+        message = f"cannot open the store ({text})"
+    else:
+        message = f"SQLite error: {text}; this step was rolled back"
+    return StoreError(message, path)
+
+
 class Store:
     """A threadstance SQLite database.
 
@@ -125,16 +148,23 @@ class Store:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store's folder: {exc.strerror or exc}", self.path) from exc
         try:
             self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         except sqlite3.Error as exc:
             raise UserError(f"cannot open the SQLite store: {exc}", self.path) from exc
         self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA foreign_keys=ON")
-        self.migrate()
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.migrate()
+        except sqlite3.Error as exc:
+            self.conn.close()
+            raise store_error(exc, self.path) from exc
 
     def __enter__(self) -> Store:
         return self
@@ -162,16 +192,39 @@ class Store:
                         self.conn.execute(statement)
                 self.conn.execute(f"PRAGMA user_version = {target + 1}")
 
+    def _rollback(self) -> None:
+        # SQLite may already have rolled back by itself (disk full, I/O error): ROLLBACK would then fail
+        # with "cannot rollback - no transaction is active" and hide the real error.
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception.
+
+        SQLite errors (disk full, read-only file, locked, I/O) become a :class:`StoreError` naming the
+        store file; nothing of the transaction is kept, so the next run carries on.
+        """
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path) from exc
         try:
             yield self.conn
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise store_error(exc, self.path) from exc
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self._rollback()
             raise
-        self.conn.execute("COMMIT")
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise store_error(exc, self.path) from exc
 
     # ---- ingest -------------------------------------------------------------------------------
     def source_unchanged(self, path: str, sha256: str) -> bool:

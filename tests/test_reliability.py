@@ -42,3 +42,129 @@ def test_unexpected_error_is_one_line_exit_1_and_debug_shows_traceback(monkeypat
     with pytest.raises(RuntimeError):
         monkeypatch.setattr(sys, "argv", ["threadstance", "--debug", "runs"])
         main_mod.main()
+
+
+# ---- defect 3: encoding -------------------------------------------------------------------------
+DUMP = """Café workers say “no” to the Ofsted plan
+
+A short standfirst
+
+The first body paragraph, with a café in it.
+
+1 Response to Café workers say “no” to the Ofsted plan
+
+  1. Reader One June 28, 2016 at 1:00 pm #
+
+    A first comment about the café ✓
+"""
+
+
+def _ingest(store_path, *paths):
+    from pipeline.ingest.runner import ingest_file
+    from pipeline.store import Store
+
+    with Store(store_path) as store:
+        return [ingest_file(store, p) for p in paths]
+
+
+def test_cut_final_utf8_character_is_read_as_utf8_with_offset_reported(tmp_path):
+    data = DUMP.encode("utf-8")
+    assert data.endswith("✓\n".encode())
+    cut = data[:-3]  # "✓" is 3 bytes: drop the newline and the last byte of the check mark
+    whole, broken = tmp_path / "a" / "page.txt", tmp_path / "b" / "page.txt"
+    for p, d in ((whole, data), (broken, cut)):
+        p.parent.mkdir()
+        p.write_bytes(d)
+    (ok,) = _ingest(tmp_path / "s1.sqlite", whole)
+    (damaged,) = _ingest(tmp_path / "s2.sqlite", broken)
+    assert damaged.ok and damaged.encoding == "utf-8"
+    assert any(f"byte offset {len(data) - 4}" in w and str(broken) in w for w in damaged.warnings), damaged.warnings
+    assert damaged.thread_ids == ok.thread_ids  # the thread id does not depend on the damage
+    from pipeline.store import Store
+
+    with Store(tmp_path / "s2.sqlite") as store:
+        texts = [r["text"] for r in store.conn.execute("SELECT text FROM items")]
+    assert not any("Ã" in t or "â€" in t for t in texts)  # no cp1252 mojibake
+    assert "A first comment about the café" in texts
+
+
+def test_thread_id_is_the_same_whether_the_file_is_utf8_or_cp1252(tmp_path):
+    text = DUMP.replace(" ✓", "")
+    a, b = tmp_path / "a" / "page.txt", tmp_path / "b" / "page.txt"
+    a.parent.mkdir()
+    b.parent.mkdir()
+    a.write_bytes(text.encode("utf-8"))
+    b.write_bytes(text.encode("cp1252"))
+    (ra,) = _ingest(tmp_path / "s1.sqlite", a)
+    (rb,) = _ingest(tmp_path / "s2.sqlite", b)
+    assert ra.ok and rb.ok and rb.encoding == "cp1252"
+    assert ra.thread_ids == rb.thread_ids
+
+
+# ---- defect 4: per-file isolation ----------------------------------------------------------------
+@pytest.mark.parametrize("name,content", [
+    ("huge.jsonl", '{"thread_id": "t", "text": "x", "author": ' + "9" * 5000 + "}\n"),
+    ("deep.jsonl", '{"thread_id": "t", "text": ' + "[" * 100_000 + "]" * 100_000 + "}\n"),
+    ("deep.html", "<html><body><article><div class='entry-content'>" + "<div>" * 50_000 + "<p>x</p>"
+     + "</div>" * 50_000 + "</div></article></body></html>"),
+])
+def test_parser_crash_skips_only_that_file(tmp_path, name, content):
+    good = tmp_path / "good.txt"
+    good.write_text(DUMP, encoding="utf-8")
+    bad = tmp_path / name
+    bad.write_text(content, encoding="utf-8")
+    results = _ingest(tmp_path / "s.sqlite", bad, good)
+    assert results[1].ok
+    if not results[0].ok:
+        assert str(bad) in results[0].error and "\n" not in results[0].error
+
+
+def test_unreadable_file_and_store_failure_skip_the_file_and_roll_back(tmp_path, monkeypatch):
+    import sqlite3
+
+    from pipeline.store import Store
+
+    good = tmp_path / "good.txt"
+    good.write_text(DUMP, encoding="utf-8")
+    unreadable = tmp_path / "unreadable.txt"
+    unreadable.write_text(DUMP, encoding="utf-8")
+    real_read = type(unreadable).read_bytes
+
+    def read_bytes(self):
+        if self.name == "unreadable.txt":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self)
+
+    monkeypatch.setattr(type(unreadable), "read_bytes", read_bytes)
+    results = _ingest(tmp_path / "s.sqlite", unreadable, good)
+    assert not results[0].ok and "Permission denied" in results[0].error and results[1].ok
+
+    # disk full in the middle of a file: rolled back, one clear line, the store still works afterwards
+    other = tmp_path / "other.txt"
+    other.write_text(DUMP.replace("Café workers", "Bakery workers"), encoding="utf-8")
+    real_write = Store.write_thread
+
+    def full(self, thread):
+        real_write(self, thread)
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(Store, "write_thread", full)
+    (res,) = _ingest(tmp_path / "s.sqlite", other)
+    assert not res.ok and "disk full" in res.error and "cannot rollback" not in res.error
+    monkeypatch.setattr(Store, "write_thread", real_write)
+    with Store(tmp_path / "s.sqlite") as store:
+        assert store.conn.execute("SELECT COUNT(*) FROM threads").fetchone()[0] == 1
+    (res,) = _ingest(tmp_path / "s.sqlite", other)
+    assert res.ok
+
+
+def test_read_only_store_is_a_clear_one_line_error(tmp_path):
+    from pipeline.ingest.runner import ingest_file
+    from pipeline.store import Store
+
+    good = tmp_path / "good.txt"
+    good.write_text(DUMP, encoding="utf-8")
+    with Store(tmp_path / "s.sqlite") as store:
+        store.conn.execute("PRAGMA query_only = ON")  # what a read-only file gives, also as root
+        res = ingest_file(store, good)
+    assert not res.ok and "read-only" in res.error and str(tmp_path / "s.sqlite") in res.error

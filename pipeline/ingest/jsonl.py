@@ -78,6 +78,10 @@ def parse_jsonl(text: str, source: str) -> list[Thread]:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ParseError(f"invalid JSON: {exc.msg}", source, lineno) from exc
+        except RecursionError as exc:
+            raise ParseError("invalid JSON: nested too deeply", source, lineno) from exc
+        except ValueError as exc:  # e.g. an integer with more digits than Python converts
+            raise ParseError(f"invalid JSON: {exc}", source, lineno) from exc
         if not isinstance(rec, dict):
             raise ParseError("each line must be a JSON object", source, lineno)
         unknown = set(rec) - KNOWN_FIELDS

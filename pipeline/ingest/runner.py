@@ -1,6 +1,7 @@
 """Ingest stage: parse input files and write them to the store, one transaction per file."""
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 from pipeline.errors import UserError
 from pipeline.ingest.model import Thread
 from pipeline.ingest.reader import FORMATS, RawInput, detect_format, read_input
-from pipeline.store import Store, WriteCounts
+from pipeline.store import Store, WriteCounts, store_error
 
 
 def parse_raw(raw: RawInput, fmt: str = "auto") -> list[Thread]:
@@ -69,8 +70,7 @@ def ingest_file(store: Store, path: str | Path, fmt: str = "auto") -> FileResult
         raw, threads = parse_file(path, fmt)
         result.fmt = fmt if fmt != "auto" else detect_format(raw)
         result.encoding = raw.encoding
-        if raw.encoding != "utf-8":
-            result.warnings.append(f"{path}: not valid UTF-8, decoded as {raw.encoding}")
+        result.warnings.extend(raw.warnings)
         if store.source_unchanged(str(path), raw.sha256):
             result.skipped_unchanged = True
             for thread in threads:
@@ -94,6 +94,20 @@ def ingest_file(store: Store, path: str | Path, fmt: str = "auto") -> FileResult
         result.ok = True
     except UserError as exc:
         result.error = str(exc)
+    except RecursionError:
+        result.error = f"{path}: nested too deeply to parse"
+    except MemoryError:
+        result.error = f"{path}: too large to parse in memory"
+    except OSError as exc:
+        result.error = f"{path}: cannot read or write: {exc.strerror or exc}"
+    except sqlite3.Error as exc:
+        result.error = str(store_error(exc, store.path))
+    except Exception as exc:  # any other parser failure: skip this file, keep going with the rest
+        result.error = f"{path}: could not be parsed ({type(exc).__name__}: {exc})"
+    if not result.ok:
+        result.counts = WriteCounts()
+        result.thread_ids = []
+        result.kinds = {}
     return result
 
 
@@ -113,7 +127,11 @@ def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
     """Files as given; folders expand to their files (sorted, hidden ones skipped)."""
     out: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
+        try:
+            is_dir = p.is_dir()
+        except OSError:  # e.g. a name too long: reading it fails later with a clear per-file error
+            is_dir = False
+        if is_dir:
             out.extend(sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")
                               and f.suffix.lower() != ".md"))
         else:
