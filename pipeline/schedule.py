@@ -235,7 +235,7 @@ def plan_dry_run(cfg: ScheduleConfig) -> DryRunPlan:
         done: set[str] = set()
         if store:
             done = {row[0] for row in store.conn.execute(
-                "SELECT item_id FROM predictions WHERE model_version = ?", (plan.model_version,))}
+                "SELECT DISTINCT item_id FROM predictions WHERE model_version = ?", (plan.model_version,))}
             plan.existing_pending = store.count_pending(plan.model_version)
             plan.predictions = store.prediction_counts()
         new_ids: set[str] = set()
@@ -366,11 +366,12 @@ def _classify_pending(cfg: ScheduleConfig, store: Any, summary: RunSummary, log:
     c = summary.counts
     c["items_pending"] = len(pending)
     c["classified"] = 0
-    stale = store.count_stale_predictions(version)
-    if stale:
-        c["stale_predictions"] = stale
-        log(f"{stale} items changed text after model {version} classified them; their predictions are kept "
-            "(one per item and model version)", "warning")
+    c["reclassified_after_edit"] = 0
+    edited = sum(1 for i in pending if i["edited"])
+    if edited:
+        c["items_edited_pending"] = edited
+        log(f"{edited} items changed text after model {version} classified them: they are classified again "
+            "(their earlier predictions are kept as history)")
     if not pending:
         log(f"nothing to classify: every item has a prediction from model {version}")
         return
@@ -397,10 +398,15 @@ def _classify_pending(cfg: ScheduleConfig, store: Any, summary: RunSummary, log:
         for i, pred in zip(idx, preds):
             item = pending[i]
             record = prediction_record(item, pred, version, with_text=False)
-            rows.append((item["item_id"], version, item["text_sha256"], pred.sentiment,
+            rows.append((item["item_id"], version, item["revision"], item["text_sha256"], pred.sentiment,
                          json.dumps(record, ensure_ascii=False), summary.run_id))
         with store.transaction():
-            c["classified"] += store.add_predictions(rows)
+            added = store.add_predictions(rows)
+        c["classified"] += added
+        if added == len(rows):
+            c["reclassified_after_edit"] += sum(1 for i in idx if pending[i]["edited"])
+        else:  # some rows were already there (a concurrent writer): count only what this run added
+            c["reclassified_after_edit"] += min(added, sum(1 for i in idx if pending[i]["edited"]))
         if c["classified"] >= next_report * len(pending) and len(pending) >= 200:
             log(f"classified {c['classified']}/{len(pending)}")
             next_report += 0.25
@@ -408,7 +414,8 @@ def _classify_pending(cfg: ScheduleConfig, store: Any, summary: RunSummary, log:
             time.sleep(delay)
     seconds = time.perf_counter() - started
     c["classify_seconds"] = round(seconds, 2)
-    log(f"classified {c['classified']} items in {seconds:.1f} s ({c['classified'] / max(seconds, 1e-9):.0f} items/s)")
+    log(f"classified {c['classified']} items in {seconds:.1f} s ({c['classified'] / max(seconds, 1e-9):.0f} items/s"
+        f"; {c['reclassified_after_edit']} reclassified after edit)")
 
 
 def export_frame(store: Any, model_version: str) -> Any:

@@ -86,6 +86,33 @@ MIGRATIONS: list[str] = [
         errors TEXT NOT NULL DEFAULT '[]'
     );
     """,
+    # v2: a prediction belongs to one text revision of its item (issue 15: edited comments). The key
+    # becomes (item_id, model_version, revision): an edit gets a new prediction, the old one stays as
+    # history. Existing rows get the revision whose text they were made from (0 if it is unknown).
+    """
+    CREATE TABLE predictions_v2 (
+        item_id TEXT NOT NULL REFERENCES items(item_id),
+        model_version TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        text_sha256 TEXT NOT NULL,
+        sentiment TEXT NOT NULL,
+        record TEXT NOT NULL,
+        run_id INTEGER,
+        predicted_at TEXT NOT NULL,
+        PRIMARY KEY (item_id, model_version, revision)
+    );
+    INSERT INTO predictions_v2(item_id, model_version, revision, text_sha256, sentiment, record, run_id,
+                               predicted_at)
+    SELECT p.item_id, p.model_version,
+           COALESCE((SELECT i.revision FROM items i WHERE i.item_id = p.item_id AND i.text_sha256 = p.text_sha256),
+                    (SELECT MAX(v.revision) FROM item_revisions v
+                     WHERE v.item_id = p.item_id AND v.text_sha256 = p.text_sha256), 0),
+           p.text_sha256, p.sentiment, p.record, p.run_id, p.predicted_at
+    FROM predictions p;
+    DROP TABLE predictions;
+    ALTER TABLE predictions_v2 RENAME TO predictions;
+    CREATE INDEX predictions_version ON predictions(model_version, item_id, revision);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 ITEM_COLUMNS = ("item_id", "thread_id", "kind", "parent_id", "position", "depth", "author", "posted_at",
@@ -350,43 +377,69 @@ class Store:
         return self
 
     def pending_items(self, model_version: str) -> list[dict[str, Any]]:
-        """Items without a prediction from ``model_version`` (with ``parent_text``), in thread order."""
+        """Items whose current text revision has no prediction from ``model_version``, in thread order.
+
+        Each dict has ``parent_text``, ``revision`` and ``edited`` (1 when the model classified an earlier
+        revision of the item: the text changed since, so it is reclassified after the edit).
+        """
         rows = self.conn.execute(
             "SELECT i.item_id, i.thread_id, i.kind, i.parent_id, i.author, i.posted_at, i.text, i.text_sha256, "
-            "p.text AS parent_text FROM items i LEFT JOIN items p ON p.item_id = i.parent_id "
-            "WHERE NOT EXISTS (SELECT 1 FROM predictions r WHERE r.item_id = i.item_id AND r.model_version = ?) "
-            "ORDER BY i.thread_id, i.position", (model_version,))
+            "i.revision, p.text AS parent_text, EXISTS (SELECT 1 FROM predictions o WHERE o.item_id = i.item_id "
+            "AND o.model_version = ?1 AND o.revision != i.revision) AS edited "
+            "FROM items i LEFT JOIN items p ON p.item_id = i.parent_id "
+            "WHERE NOT EXISTS (SELECT 1 FROM predictions r WHERE r.item_id = i.item_id AND r.model_version = ?1 "
+            "AND r.revision = i.revision) ORDER BY i.thread_id, i.position", (model_version,))
         return [dict(row) for row in rows]
 
     def count_pending(self, model_version: str) -> int:
         return self.conn.execute(
             "SELECT COUNT(*) FROM items i WHERE NOT EXISTS (SELECT 1 FROM predictions r "
-            "WHERE r.item_id = i.item_id AND r.model_version = ?)", (model_version,)).fetchone()[0]
+            "WHERE r.item_id = i.item_id AND r.model_version = ? AND r.revision = i.revision)",
+            (model_version,)).fetchone()[0]
 
-    def add_predictions(self, rows: Iterable[tuple[str, str, str, str, str, int | None]]) -> int:
-        """Insert (item_id, model_version, text_sha256, sentiment, record_json, run_id) rows; an existing
-        (item_id, model_version) prediction is kept as it is. Call inside :meth:`transaction`. Returns rows added."""
+    def add_predictions(self, rows: Iterable[tuple[str, str, int, str, str, str, int | None]]) -> int:
+        """Insert (item_id, model_version, revision, text_sha256, sentiment, record_json, run_id) rows; an
+        existing (item_id, model_version, revision) prediction is kept as it is, and predictions of other
+        revisions stay as history. Call inside :meth:`transaction`. Returns rows added."""
         before = self.conn.total_changes
         now = utcnow()
         self.conn.executemany(
-            "INSERT OR IGNORE INTO predictions(item_id, model_version, text_sha256, sentiment, record, run_id, "
-            "predicted_at) VALUES (?,?,?,?,?,?,?)", [(*row, now) for row in rows])
+            "INSERT OR IGNORE INTO predictions(item_id, model_version, revision, text_sha256, sentiment, record, "
+            "run_id, predicted_at) VALUES (?,?,?,?,?,?,?,?)", [(*row, now) for row in rows])
         return self.conn.total_changes - before
 
     def prediction_counts(self) -> dict[str, int]:
-        """Predictions per model version."""
+        """Predictions per model version (every revision counted)."""
         return {row[0]: row[1] for row in self.conn.execute(
             "SELECT model_version, COUNT(*) FROM predictions GROUP BY model_version ORDER BY model_version")}
 
     def count_stale_predictions(self, model_version: str) -> int:
-        """Predictions of ``model_version`` made for an earlier text of their item (the text changed since)."""
+        """Items whose text changed after ``model_version`` classified them and that have no prediction of
+        their current revision yet (the next reclassify run classifies them)."""
         return self.conn.execute(
-            "SELECT COUNT(*) FROM predictions r JOIN items i ON i.item_id = r.item_id "
-            "WHERE r.model_version = ? AND r.text_sha256 != i.text_sha256", (model_version,)).fetchone()[0]
+            "SELECT COUNT(*) FROM items i WHERE EXISTS (SELECT 1 FROM predictions o WHERE o.item_id = i.item_id "
+            "AND o.model_version = ?1 AND o.revision != i.revision) AND NOT EXISTS (SELECT 1 FROM predictions r "
+            "WHERE r.item_id = i.item_id AND r.model_version = ?1 AND r.revision = i.revision)",
+            (model_version,)).fetchone()[0]
+
+    def prediction_history(self, item_id: str, model_version: str | None = None) -> list[dict[str, Any]]:
+        """Every prediction of an item (all revisions, oldest first), ``record`` decoded."""
+        sql = "SELECT * FROM predictions WHERE item_id = ?"
+        args: list[Any] = [item_id]
+        if model_version is not None:
+            sql += " AND model_version = ?"
+            args.append(model_version)
+        out = []
+        for row in self.conn.execute(sql + " ORDER BY model_version, revision", args):
+            d = dict(row)
+            d["record"] = json.loads(d["record"])
+            out.append(d)
+        return out
 
     def items_with_predictions(self, model_version: str, predicted_only: bool = False) -> list[dict[str, Any]]:
-        """Items joined with their thread (title, article_date, first comment time) and the prediction of
-        ``model_version`` (``record`` decoded; None when the item has none), in thread order."""
+        """Items joined with their thread (title, article_date, first comment time) and the latest prediction
+        of ``model_version`` (``record`` decoded; None when the item has none; a prediction of an earlier
+        revision has ``predicted_text_sha256`` != ``text_sha256``), in thread order."""
         join = "JOIN" if predicted_only else "LEFT JOIN"
         rows = self.conn.execute(
             "SELECT i.item_id, i.thread_id, t.title AS thread_title, t.article_date, "
@@ -394,7 +447,9 @@ class Store:
             "i.kind, i.parent_id, i.position, i.depth, i.author, i.posted_at, i.revision, i.text, "
             "i.text_sha256, r.model_version, r.sentiment, r.record, r.text_sha256 AS predicted_text_sha256, "
             f"r.run_id, r.predicted_at FROM items i JOIN threads t ON t.thread_id = i.thread_id {join} predictions r "
-            "ON r.item_id = i.item_id AND r.model_version = ? ORDER BY i.thread_id, i.position", (model_version,))
+            "ON r.item_id = i.item_id AND r.model_version = ?1 AND r.revision = (SELECT MAX(x.revision) FROM "
+            "predictions x WHERE x.item_id = i.item_id AND x.model_version = ?1) ORDER BY i.thread_id, i.position",
+            (model_version,))
         out = []
         for row in rows:
             d = dict(row)

@@ -13,7 +13,7 @@ from pipeline.cli.common import DbOption, console, err_console
 from pipeline.errors import UserError
 from pipeline.schedule import DEFAULT_CONFIG, EX_TEMPFAIL, JOB
 
-EXIT_PARTIAL = 3
+EXIT_PARTIAL = 1  # README contract: 1 = some input failed, the rest was processed
 STATUS_STYLE = {"ok": "green", "partial": "yellow", "failed": "bold red", "killed": "red", "running": "cyan"}
 
 
@@ -34,8 +34,9 @@ def reclassify(
 ) -> None:
     """One scheduled run: ingest the inbox, classify items the current model has not seen, export a snapshot.
 
-    Exit codes: 0 ok, 3 partial (some inbox files quarantined), 1 failed, 2 bad config, 75 another run
-    holds the lock (try again later). Cron and systemd examples: docs/scheduling.md.
+    Exit codes: 0 ok, 1 partial (some inbox files quarantined, the rest processed) or failed (see
+    `threadstance runs`), 2 bad config, 75 another run holds the lock (try again later). Cron and systemd
+    examples: docs/scheduling.md.
     """
     from pipeline.schedule import LockHeld, RunLock, RunLog, load_schedule, plan_dry_run, run_reclassify
 
@@ -166,7 +167,8 @@ def runs(
             took = f"{secs:.0f} s" if secs < 120 else f"{secs / 60:.0f} min"
         c = r["counts"]
         short = {"files": c.get("files_ingested"), "bad files": c.get("files_quarantined"),
-                 "new": c.get("items_new"), "classified": c.get("classified")}
+                 "new": c.get("items_new"), "classified": c.get("classified"),
+                 "reclassified after edit": c.get("reclassified_after_edit")}
         counts = "\n".join(f"{k} {v}" for k, v in short.items() if v) or ("–" if c else "")
         errors = str(len(r["errors"])) if r["errors"] else ""
         cells = [str(r["run_id"]), *([r["job"]] if len(jobs) > 1 else []), r["started_at"].replace("T", " ")[:16],
