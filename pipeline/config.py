@@ -160,6 +160,13 @@ class RunConfig(_Strict):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
+    @field_validator("run_name")
+    @classmethod
+    def _plain_run_name(cls, value: str) -> str:
+        from pipeline.safepaths import check_name
+
+        return check_name(value)  # '.', '..' would put the model folder over the checkout (issue 15)
+
     def schema(self) -> LabelSchema:
         return load_schema(self.schema_path)
 

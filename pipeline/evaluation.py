@@ -425,6 +425,13 @@ def model_run_config(model_dir: Path) -> RunConfig:
     return load_config(path)
 
 
+def default_report_dir(model_dir: str | Path, root: str | Path = "reports") -> Path:
+    """``reports/<model folder name>``: never a path read from a file inside the model folder."""
+    from pipeline.safepaths import child_dir
+
+    return child_dir(root, Path(model_dir).resolve().name, "model folder name")
+
+
 def evaluate(model_dir: str | Path, *, gold_path: str | Path | None = None, out_dir: str | Path | None = None,
              db: str | Path = "work/threadstance.sqlite", config: RunConfig | None = None,
              config_source: str | Path | None = None, item_ids: list[str] | None = None, cv: int | None = None,
@@ -435,7 +442,7 @@ def evaluate(model_dir: str | Path, *, gold_path: str | Path | None = None, out_
     Args:
         model_dir: A directory written by ``threadstance train``.
         gold_path: Gold label JSONL; default ``evaluation.gold`` of the config.
-        out_dir: Report folder; default ``reports/<run_name>``.
+        out_dir: Report folder; default ``reports/<model folder name>``.
         db: The SQLite store holding the gold items' text.
         config: Run config whose ``evaluation`` section (and, for ``cv``, training recipe) is used; default
             the model's own ``config.yaml``. The baselines always train on the model's own training split.
@@ -458,8 +465,8 @@ def evaluate(model_dir: str | Path, *, gold_path: str | Path | None = None, out_
     es = load_eval_set(gold, schema, db, item_ids, gold_path)
     train_metrics = json.loads((model_dir / "metrics.json").read_text(encoding="utf-8")) \
         if (model_dir / "metrics.json").is_file() else {}
-    run_name = train_metrics.get("run_name", model_cfg.run_name)
-    out = Path(out_dir) if out_dir else Path("reports") / run_name
+    run_name = str(train_metrics.get("run_name", model_cfg.run_name))  # a label only, never a path
+    out = Path(out_dir) if out_dir else default_report_dir(model_dir)  # explicit --out: the user's choice
 
     resamples = max(ev.bootstrap, MIN_BOOTSTRAP)
     notes = []

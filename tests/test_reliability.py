@@ -168,3 +168,38 @@ def test_read_only_store_is_a_clear_one_line_error(tmp_path):
         store.conn.execute("PRAGMA query_only = ON")  # what a read-only file gives, also as root
         res = ingest_file(store, good)
     assert not res.ok and "read-only" in res.error and str(tmp_path / "s.sqlite") in res.error
+
+
+# ---- defect 6: paths -----------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["..", ".", ".hidden", "-x", "a/b"])
+def test_run_name_that_is_not_a_plain_folder_name_is_a_config_error(tmp_path, name):
+    import yaml
+
+    from pipeline.config import load_config
+    from pipeline.errors import ConfigError
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"run_name": name}), encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert "run_name" in str(exc.value) and str(path) in str(exc.value)
+
+
+def test_run_name_dotdot_via_set_exits_2(tmp_path, monkeypatch, capsys):
+    code, _, err = cli(["train", "configs/smoke.yaml", "--set", "run_name=.."], monkeypatch, capsys)
+    assert code == 2 and "run_name" in err and "Traceback" not in err
+
+
+def test_evaluate_report_folder_never_comes_from_metrics_json(tmp_path):
+    import json
+
+    from pipeline.evaluation import default_report_dir
+
+    model = tmp_path / "models" / "mine"
+    model.mkdir(parents=True)
+    (model / "metrics.json").write_text(json.dumps({"run_name": "../../escaped"}), encoding="utf-8")
+    assert default_report_dir(model, tmp_path / "reports") == tmp_path / "reports" / "mine"
+    from pipeline.errors import UserError
+
+    with pytest.raises(UserError):
+        default_report_dir(tmp_path / "models" / ".hidden", tmp_path / "reports")

@@ -15,7 +15,7 @@ MIN_SCORES_EXIT = 3
 def evaluate(
     model: Annotated[Path, typer.Option("--model", help="Model directory written by `threadstance train`.")],
     gold: Annotated[Path | None, typer.Option("--gold", help="Gold label JSONL (default: evaluation.gold).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Report folder (default: reports/<run_name>).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Report folder (default: reports/<model folder name>).")] = None,
     db: Path = DbOption,
     cv: Annotated[int | None, typer.Option("--cv", min=2, help="Also K-fold cross-validate the training recipe "
                                                                  "on the gold set itself.")] = None,
