@@ -203,3 +203,25 @@ def test_evaluate_report_folder_never_comes_from_metrics_json(tmp_path):
 
     with pytest.raises(UserError):
         default_report_dir(tmp_path / "models" / ".hidden", tmp_path / "reports")
+
+
+# ---- defect 7: rich markup in user strings --------------------------------------------------------
+def test_markup_in_path_thread_id_and_text_is_printed_literally(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "odd [bold] a[" / "]b"  # the path contains "[bold]" and "[/]"
+    folder.mkdir(parents=True)
+    page = folder / "x[red].jsonl"
+    page.write_text('{"thread_id": "[bold]t[/]", "author": "[red]a", "text": "closing [/] tag [bold]x"}\n'
+                    '{"thread_id": "[/]", "text": "ok"}\n', encoding="utf-8")
+    db = folder / "s[bold].sqlite"
+    code, out, err = cli(["ingest", "--db", db, page], monkeypatch, capsys)
+    assert code == 0, err
+    assert "MarkupError" not in err + out
+    code, out, err = cli(["items", "show", "--db", db], monkeypatch, capsys)
+    assert code == 0, err
+    assert "closing [/] tag [bold]x" in out and "[bold]t[/]/c1" in out
+    bad = folder / "bad[bold].jsonl"
+    bad.write_text('{"thread_id": "[/]", "text": 5}\n', encoding="utf-8")
+    code, out, err = cli(["ingest", "--db", db, bad], monkeypatch, capsys)
+    assert code == 1 and "a[/]b/bad[bold].jsonl" in err and "MarkupError" not in err
+    code, out, err = cli(["runs", "--db", folder / "[bold]nope.sqlite"], monkeypatch, capsys)
+    assert code == 2 and "a[/]b/[bold]nope.sqlite" in err

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline.agreement import AgreementReport, compare_labels
@@ -32,7 +33,7 @@ def agreement(
     if json_out is not None:
         data = {"file_a": str(file_a), "file_b": str(file_b), "schema": schema.name, **report.to_dict()}
         write_text_atomic(json_out, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-        console.print(f"wrote {json_out}")
+        console.print(f"wrote {json_out}", markup=False)
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -59,10 +60,10 @@ def print_report(report: AgreementReport, name_a: str, name_b: str) -> None:
     for f in report.fields:
         if not f.disagreements:
             continue
-        dt = Table(title=f"{f.field}: disagreements")
+        dt = Table(title=escape(f"{f.field}: disagreements"))
         dt.add_column(f"label A ({who_a})")
         dt.add_column(f"label B ({who_b})")
         dt.add_column("count", justify="right")
         for (a, b), count in sorted(f.disagreements.items(), key=lambda kv: (-kv[1], kv[0])):
-            dt.add_row(a, b, str(count))
+            dt.add_row(escape(str(a)), escape(str(b)), str(count))
         console.print(dt)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pipeline.settings import DEFAULT_DB
 
@@ -16,7 +17,7 @@ DbOption = typer.Option(DEFAULT_DB, "--db", help="SQLite store file (env THREADS
 
 def fail(message: str, code: int = 1) -> None:
     """Print an error and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

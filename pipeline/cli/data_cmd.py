@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import console
@@ -37,7 +38,7 @@ def stats(
                                                                   "n_under_12")))
     console.print(sizes)
     for name, counts in report.label_counts.items():
-        table = Table(title=f"labels: {name}")
+        table = Table(title=escape(f"labels: {name}"))
         table.add_column("field")
         classes = sorted({c for v in counts.values() for c in v}, key=lambda c: list(counts["sentiment"]).index(c)
                          if c in counts["sentiment"] else 10)
@@ -49,14 +50,14 @@ def stats(
     console.print(f"kinds in corpus: {report.kinds}")
     console.print("overlaps (exact, normalised text): " + ", ".join(f"{k} = {v}" for k, v in report.overlaps.items()))
     if not Path(db).exists():
-        console.print(f"[yellow]no store at {db}: gold overlap not checked (ingest the seeds first)[/]")
+        console.print(f"[yellow]no store at {escape(str(db))}: gold overlap not checked (ingest the seeds first)[/]")
     console.print(f"near-duplicates above {threshold}: {len(report.near_duplicates)}")
     for a, b, s in report.near_duplicates[:20]:
-        console.print(f"  {a} ~ {b}: {s:.3f}")
+        console.print(f"  {a} ~ {b}: {s:.3f}", markup=False)
     for line in report.gold_overlap:
-        console.print(f"[red]gold text in corpus:[/] {line}")
+        console.print(f"[red]gold text in corpus:[/] {escape(str(line))}")
     for line in report.coverage_problems:
-        console.print(f"[yellow]coverage below target:[/] {line}")
+        console.print(f"[yellow]coverage below target:[/] {escape(str(line))}")
     if json_out:
         json_out.write_text(json.dumps(report.to_dict(), indent=2, default=str), encoding="utf-8")
     if report.near_duplicates or report.gold_overlap:

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import DbOption, console, err_console
@@ -43,16 +44,16 @@ def evaluate(
     ids = read_item_ids(items) if items else None
     result = run_evaluation(model, gold_path=gold, out_dir=out, db=db, config=cfg, config_source=config,
                             item_ids=ids, cv=cv, lexicon=lexicon, device=device, backend=backend, precision=precision,
-                            log=lambda msg: err_console.print(f"[dim]{msg}[/]", highlight=False))
+                            log=lambda msg: err_console.print(f"[dim]{escape(str(msg))}[/]", highlight=False))
     print_gold_summary(result.metrics)
-    console.print(f"report: {result.out_dir / 'report.md'} (and report.html, metrics.json, errors.csv)")
+    console.print(f"report: {result.out_dir / 'report.md'} (and report.html, metrics.json, errors.csv)", markup=False)
     exit_on_min_scores(result.failures)
 
 
 def print_gold_summary(m: dict[str, Any]) -> None:
     """Model and baselines side by side: headline numbers with the model's 95% intervals."""
     targets = m["classes"]["targets"]
-    table = Table(title=f"gold set {m['gold_path']} · {m['n_items']} items · model_version {m['model_version']}")
+    table = Table(title=escape(f"gold set {m['gold_path']} · {m['n_items']} items · model_version {m['model_version']}"))
     keys = ["sentiment_accuracy", "sentiment_macro_f1", *(f"f1_avg.{t}" for t in targets), "stance_score"]
     table.add_column("system", no_wrap=True)
     for k in keys:
@@ -77,7 +78,7 @@ def print_gold_summary(m: dict[str, Any]) -> None:
                       + ", ".join(f"{k} {cv['mean'][k]:.3f} ± {cv['sd'][k]:.3f}"
                                   for k in ("sentiment_macro_f1", "stance_score")))
     for note in m.get("notes", []):
-        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+        err_console.print(f"[yellow]note:[/] {escape(str(note))}", highlight=False)
 
 
 def exit_on_min_scores(failures: list[str]) -> None:

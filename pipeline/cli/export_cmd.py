@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from pipeline.cli.common import console, err_console
 from pipeline.settings import DEFAULT_MODELS
@@ -27,7 +28,7 @@ def onnx(
     hf_logging.disable_progress_bar()
     result = export_onnx(model, quantize, exporter)
     for note in result.notes:
-        err_console.print(f"[yellow]warning:[/] {note}", highlight=False)
+        err_console.print(f"[yellow]warning:[/] {escape(str(note))}", highlight=False)
     for path in result.files:
         console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; max |prob diff| vs torch on a check "
                       f"batch {result.max_abs_diff[path.name]:.1e}; exporter {result.exporter})", highlight=False, soft_wrap=True)

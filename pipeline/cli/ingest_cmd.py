@@ -21,7 +21,7 @@ def ingest(
 ) -> None:
     """Ingest article pages (text dumps, WordPress HTML, JSONL) into the store."""
     if fmt not in ("auto", "text", "html", "jsonl"):
-        err_console.print(f"[bold red]error:[/] --format {fmt!r}: choose auto, text, html or jsonl")
+        err_console.print(f"[bold red]error:[/] --format {escape(repr(fmt))}: choose auto, text, html or jsonl")
         raise typer.Exit(2)
     files = expand_paths(paths)
     report = IngestReport()
@@ -46,7 +46,7 @@ def print_report(report: IngestReport, db: Path) -> None:
             err_console.print(f"[bold red]error:[/] {escape(f.error or '')} — file skipped, nothing written", highlight=False,
                               soft_wrap=True)  # one line per message, whatever the terminal width
     ok = [f for f in report.files if f.ok]
-    table = Table(title=f"Ingest summary → {db}")
+    table = Table(title=escape(f"Ingest summary → {db}"))
     for col in ("files", "threads", "paragraphs", "comments", "replies", "new", "updated", "unchanged",
                 "warnings", "failed"):
         table.add_column(col, justify="right")

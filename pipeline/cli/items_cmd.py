@@ -7,6 +7,7 @@ from typing import Annotated
 
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import DbOption, console
@@ -37,7 +38,7 @@ def export(
     records = [{**{k: r[k] for k in EXPORT_COLUMNS}, "thread_title": titles.get(r["thread_id"])} for r in rows]
     write_records(records, out, fmt)
     if out is not None:
-        console.print(f"wrote {len(records)} items to {out}")
+        console.print(f"wrote {len(records)} items to {out}", markup=False, highlight=False)
 
 
 def write_records(records: list[dict], out: Path | None, fmt: str) -> None:
@@ -80,6 +81,6 @@ def show(
     for col in ("item_id", "kind", "author", "posted_at", "text"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r["item_id"], r["kind"], r["author"] or "", r["posted_at"] or "",
-                      r["text"][:80].replace("\n", " "))
+        table.add_row(escape(r["item_id"]), r["kind"], escape(r["author"] or ""), escape(r["posted_at"] or ""),
+                      escape(r["text"][:80].replace("\n", " ")))
     console.print(table)

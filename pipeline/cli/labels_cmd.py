@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import console, err_console
@@ -64,7 +65,7 @@ def counts_table(result: LabelCheck, schema: LabelSchema) -> Table:
     """Label counts per field for one clean file."""
     counts = label_counts(result.records, schema)
     annotators = sorted({r.annotator for r in result.records})
-    table = Table(title=f"{result.path}: {len(result.records)} items, annotator(s) {', '.join(annotators) or '-'}")
+    table = Table(title=escape(f"{result.path}: {len(result.records)} items, annotator(s) {', '.join(annotators) or '-'}"))
     table.add_column("field")
     classes = list(dict.fromkeys([*schema.sentiment_classes, *schema.stance_classes]))
     for cls in classes:

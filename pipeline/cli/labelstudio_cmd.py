@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from pipeline.cli.common import console, err_console
 from pipeline.labels import write_labels
@@ -51,9 +52,9 @@ def import_(
     result = import_export(read_export(export_file), schema, export_file, annotator=annotator,
                            completed_by=completed_by)
     for warning in result.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        err_console.print(f"[yellow]warning:[/] {escape(str(warning))}", highlight=False)
     if result.unannotated:
         err_console.print(f"[yellow]note:[/] {len(result.unannotated)} task(s) without an annotation were left "
                           f"out (first: {result.unannotated[0]})", highlight=False)
     n = write_labels(out, result.records)
-    console.print(f"wrote {n} labels to {out}", highlight=False)
+    console.print(f"wrote {n} labels to {out}", markup=False, highlight=False)

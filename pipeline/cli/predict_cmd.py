@@ -151,7 +151,7 @@ def render_tables(records: list[dict[str, Any]], console: Any, wide: bool | None
         by_thread.setdefault(r.get("thread_id") or "", []).append(r)
     for thread_id, rows in by_thread.items():
         targets = list(rows[0]["stance"])
-        table = Table(title=f"{thread_id} · model {rows[0]['model_version']}", title_justify="left",
+        table = Table(title=escape(f"{thread_id} · model {rows[0]['model_version']}"), title_justify="left",
                       caption=None if wide else "stance: targets with a non-none stance; all others are none",
                       caption_justify="left")
         id_width = min(max(len(_short_id(r["id"], thread_id)) for r in rows), 12)

@@ -78,15 +78,15 @@ def reclassify(
 
 
 def print_plan(plan: Any, cfg: Any) -> None:
-    console.print(f"[bold]dry run[/] — nothing is changed. model {plan.model_version} ({cfg.model}), "
-                  f"store {cfg.store}", highlight=False, soft_wrap=True)
+    console.print(f"[bold]dry run[/] — nothing is changed. model {escape(plan.model_version)} ({escape(cfg.model)}), "
+                  f"store {escape(cfg.store)}", highlight=False, soft_wrap=True)
     if plan.ingest:
         console.print(f"would ingest {len(plan.ingest)} file(s) from {cfg.inbox} and move them to {cfg.processed}:",
-                      highlight=False, soft_wrap=True)
+                      markup=False, highlight=False, soft_wrap=True)
         for path, what in plan.ingest:
             console.print(f"  {path}: {what}", markup=False, highlight=False, soft_wrap=True)
     else:
-        console.print(f"no new files in {cfg.inbox}", highlight=False, soft_wrap=True)
+        console.print(f"no new files in {cfg.inbox}", markup=False, highlight=False, soft_wrap=True)
     for path in plan.unchanged:
         console.print(f"  {path}: already ingested with the same content (would only be moved)",
                       markup=False, highlight=False, soft_wrap=True)
@@ -95,22 +95,23 @@ def print_plan(plan: Any, cfg: Any) -> None:
                       highlight=False, soft_wrap=True)
     console.print(f"would classify {plan.items_to_classify} items with model {plan.model_version} "
                   f"({plan.existing_pending} already in the store without a prediction from it, "
-                  f"{plan.new_items} from new files)", highlight=False, soft_wrap=True)
+                  f"{plan.new_items} from new files)", markup=False, highlight=False, soft_wrap=True)
     if plan.predictions:
         console.print("predictions in the store by model version: "
-                      + ", ".join(f"{v}: {n}" for v, n in plan.predictions.items()), highlight=False, soft_wrap=True)
-    console.print(f"would write {', '.join(plan.export)}", highlight=False, soft_wrap=True)
+                      + ", ".join(f"{v}: {n}" for v, n in plan.predictions.items()), markup=False, highlight=False,
+                      soft_wrap=True)
+    console.print(f"would write {', '.join(plan.export)}", markup=False, highlight=False, soft_wrap=True)
 
 
 def print_summary(summary: Any) -> None:
     from rich.table import Table
 
-    table = Table(title=f"reclassify run {summary.run_id} · model {summary.model_version} · "
+    table = Table(title=f"reclassify run {summary.run_id} · model {escape(str(summary.model_version))} · "
                         f"[{STATUS_STYLE.get(summary.status, '')}]{summary.status}[/]", title_justify="left")
     table.add_column("count")
     table.add_column("value", justify="right")
     for key, value in summary.counts.items():
-        table.add_row(key, str(value))
+        table.add_row(escape(key), escape(str(value)))
     console.print(table)
 
 
@@ -146,10 +147,10 @@ def runs(
             typer.echo(json.dumps(r, ensure_ascii=False))
         return
     if not rows:
-        console.print(f"no runs recorded in {db}", highlight=False)
+        console.print(f"no runs recorded in {db}", markup=False, highlight=False)
         return
     jobs = {r["job"] for r in rows}
-    table = Table(title=f"runs in {db}" + (f" · job {next(iter(jobs))}" if len(jobs) == 1 else ""),
+    table = Table(title=escape(f"runs in {db}" + (f" · job {next(iter(jobs))}" if len(jobs) == 1 else "")),
                   title_justify="left")
     table.add_column("run", no_wrap=True, justify="right")
     if len(jobs) > 1:
@@ -171,8 +172,9 @@ def runs(
                  "reclassified after edit": c.get("reclassified_after_edit")}
         counts = "\n".join(f"{k} {v}" for k, v in short.items() if v) or ("–" if c else "")
         errors = str(len(r["errors"])) if r["errors"] else ""
-        cells = [str(r["run_id"]), *([r["job"]] if len(jobs) > 1 else []), r["started_at"].replace("T", " ")[:16],
-                 took, f"[{STATUS_STYLE.get(r['status'], '')}]{r['status']}[/]", r["model_version"] or "", counts,
+        cells = [str(r["run_id"]), *([escape(r["job"])] if len(jobs) > 1 else []), r["started_at"].replace("T", " ")[:16],
+                 took, f"[{STATUS_STYLE.get(r['status'], '')}]{escape(r['status'])}[/]", escape(r["model_version"] or ""),
+                 escape(counts),
                  errors]
         table.add_row(*cells)
     console.print(table)

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import console, err_console
@@ -41,7 +42,7 @@ def run(
         raise UserError("seed threads not found (set paths.shared or $THREADSTANCE_SHARED)", seeds)
     db = Path(cfg.paths.store)
 
-    console.rule(f"[bold]1/3 ingest[/] {seeds} → {db}")
+    console.rule(f"[bold]1/3 ingest[/] {escape(str(seeds))} → {escape(str(db))}")
     with Store(db) as store:
         report = ingest_paths(store, [seeds])
     print_report(report, db)
@@ -50,7 +51,7 @@ def run(
         raise typer.Exit(1)
     load_eval_set(gold, schema, db, gold_path=cfg.evaluation.gold)  # every gold item has its text
 
-    console.rule(f"[bold]2/3 train[/] {cfg.run_name} → {cfg.output_dir}")
+    console.rule(f"[bold]2/3 train[/] {escape(cfg.run_name)} → {escape(str(cfg.output_dir))}")
     result = trainer.train(cfg, progress=progress)
     dev = Table(title=f"dev metrics · model_version {result.model_version} · {result.train_seconds:.0f} s")
     for col in ("dev set", "n", "sentiment macro-F1", "stance score"):
@@ -59,9 +60,9 @@ def run(
         dev.add_row(name, str(s["n"]), f"{s['sentiment_macro_f1']:.3f}", f"{s['stance_score']:.3f}")
 
     out = reports / cfg.run_name
-    console.rule(f"[bold]3/3 evaluate[/] on {cfg.evaluation.gold} → {out}")
+    console.rule(f"[bold]3/3 evaluate[/] on {escape(str(cfg.evaluation.gold))} → {escape(str(out))}")
     ev = evaluate(result.output_dir, out_dir=out, db=db, config=cfg, config_source=config,
-                  log=lambda msg: err_console.print(f"[dim]{msg}[/]", highlight=False))
+                  log=lambda msg: err_console.print(f"[dim]{escape(str(msg))}[/]", highlight=False))
 
     console.rule("[bold]summary")
     console.print(f"ingest: {len(report.files)} files, {report.total('threads')} threads, "
@@ -69,5 +70,5 @@ def run(
                   f"{report.total('reply')} replies ({sum(f.counts.new for f in report.files if f.ok)} new)")
     console.print(dev)
     print_gold_summary(ev.metrics)
-    console.print(f"model: {result.output_dir} · report: {ev.out_dir / 'report.md'}")
+    console.print(f"model: {result.output_dir} · report: {ev.out_dir / 'report.md'}", markup=False)
     exit_on_min_scores(ev.failures)

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import console
@@ -21,7 +22,7 @@ def train(
     from pipeline.trainer import train as run_training
 
     cfg = load_config(config, overrides)
-    console.print(f"training [bold]{cfg.run_name}[/] → {cfg.output_dir}")
+    console.print(f"training [bold]{escape(cfg.run_name)}[/] → {escape(str(cfg.output_dir))}")
     result = run_training(cfg, resume=resume, progress=progress)
     table = Table(title=f"{cfg.run_name} · model_version {result.model_version} · {result.train_seconds:.0f} s")
     for col in ("dev set", "n", "sentiment macro-F1", "stance score"):

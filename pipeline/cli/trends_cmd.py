@@ -67,4 +67,4 @@ def trends(
     console.print(table)
     if out is not None:
         path = plot_shares(shares, out, f"threadstance label shares per {by} · model {version}")
-        console.print(f"wrote {path}", highlight=False)
+        console.print(f"wrote {path}", markup=False, highlight=False)
