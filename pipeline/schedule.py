@@ -456,7 +456,9 @@ def _export_snapshot(cfg: ScheduleConfig, store: Any, summary: RunSummary, log: 
         if ext == "parquet":
             frame.to_parquet(tmp, index=False)
         else:
-            frame.to_csv(tmp, index=False)
+            from pipeline.csvsafe import safe_frame
+
+            safe_frame(frame).to_csv(tmp, index=False)
         os.replace(tmp, final)
         summary.export_files.append(final)
     predicted = int(frame["model_version"].notna().sum()) if len(frame) else 0

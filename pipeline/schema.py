@@ -77,6 +77,8 @@ def load_yaml(path: str | Path) -> dict:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config: {exc.strerror or exc}", p) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (bad byte at offset {exc.start}); save the YAML file as UTF-8", p) from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -225,3 +225,83 @@ def test_markup_in_path_thread_id_and_text_is_printed_literally(tmp_path, monkey
     assert code == 1 and "a[/]b/bad[bold].jsonl" in err and "MarkupError" not in err
     code, out, err = cli(["runs", "--db", folder / "[bold]nope.sqlite"], monkeypatch, capsys)
     assert code == 2 and "a[/]b/[bold]nope.sqlite" in err
+
+
+# ---- defect 8: device, non-UTF-8 config ----------------------------------------------------------
+def test_device_cuda_without_cuda_is_one_line_exit_2(monkeypatch, capsys, tmp_path):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    (tmp_path / "t.txt").write_text(DUMP, encoding="utf-8")
+    code, _, err = cli(["predict", tmp_path / "t.txt", "--model", tmp_path / "nomodel", "--device", "cuda"],
+                       monkeypatch, capsys)
+    assert code == 2 and "CUDA is not available" in err and "Traceback" not in err
+    code, _, err = cli(["train", "configs/smoke.yaml", "--set", "training.device=cuda"], monkeypatch, capsys)
+    assert code == 2 and "training.device" in err and "CUDA" in err
+
+
+def test_non_utf8_yaml_config_names_the_file_and_exits_2(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_bytes("run_name: caf\u00e9\n".encode("latin-1"))
+    code, _, err = cli(["train", path], monkeypatch, capsys)
+    assert code == 2 and str(path) in err and "UTF-8" in err and "Traceback" not in err
+
+
+# ---- defect 9: CSV formulas, late NUL bytes --------------------------------------------------------
+def test_csv_export_neutralises_spreadsheet_formulas(tmp_path, monkeypatch, capsys):
+    import csv
+    import io
+
+    page = tmp_path / "f.jsonl"
+    page.write_text('{"thread_id": "t", "author": "@evil", "text": "=HYPERLINK(\\"http://x\\")"}\n'
+                    '{"thread_id": "t", "text": "+1 agree"}\n{"thread_id": "t", "text": "-- minus"}\n',
+                    encoding="utf-8")
+    db = tmp_path / "s.sqlite"
+    assert cli(["ingest", "--db", db, page], monkeypatch, capsys)[0] == 0
+    code, out, _ = cli(["items", "export", "--db", db, "--format", "csv"], monkeypatch, capsys)
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    texts = [r["text"] for r in rows]
+    assert texts == ["'=HYPERLINK(\"http://x\")", "'+1 agree", "'-- minus"]
+    assert rows[0]["author"] == "'@evil"
+    from pipeline.csvsafe import neutralise
+
+    assert neutralise(-3) == -3 and neutralise("ok") == "ok"
+
+
+def test_nul_byte_after_the_first_8kb_refuses_the_file_with_its_offset(tmp_path):
+    data = DUMP.encode("utf-8")
+    data = data[:-1] + b" " * 9000 + b"\x00tail\n"
+    bad = tmp_path / "late_nul.txt"
+    bad.write_bytes(data)
+    (res,) = _ingest(tmp_path / "s.sqlite", bad)
+    nul_at = data.index(bytes(1))
+    assert not res.ok and f"offset {nul_at}" in res.error
+    from pipeline.store import Store
+
+    with Store(tmp_path / "s.sqlite") as store:
+        assert store.conn.execute("SELECT COUNT(*) FROM items WHERE instr(text, char(0)) > 0").fetchone()[0] == 0
+        assert store.counts()["threads"] == 0
+
+
+# ---- defect 10: predict - --input-format jsonl ---------------------------------------------------
+def test_predict_stdin_with_input_format_jsonl_parses_the_records():
+    import io
+
+    from pipeline.cli.predict_cmd import items_from_stdin
+
+    stream = io.StringIO('{"thread_id": "t", "comment_id": "1", "text": "first"}\n'
+                         '{"thread_id": "t", "parent": "1", "text": "a reply"}\n')
+    items = items_from_stdin(stream, "jsonl")
+    assert [i["text"] for i in items] == ["first", "a reply"]
+    assert items[1]["kind"] == "reply"
+    plain = items_from_stdin(io.StringIO("one\ntwo\n"), "auto")
+    assert [i["text"] for i in plain] == ["one", "two"]
+
+
+def test_predict_stdin_with_bad_jsonl_is_one_line_exit_1(monkeypatch, capsys, tmp_path):
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO('{"thread_id": "t", "text": 5}\n'))
+    code, _, err = cli(["predict", "-", "--input-format", "jsonl", "--model", tmp_path], monkeypatch, capsys)
+    assert code == 1 and "<stdin>:1" in err and "Traceback" not in err

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import DbOption, console, err_console
+from pipeline.cli.common import DbOption, check_device, console, err_console
 
 MIN_SCORES_EXIT = 3
 
@@ -41,6 +41,7 @@ def evaluate(
     from pipeline.evaluation import read_item_ids
 
     cfg = load_config(config) if config else None
+    check_device(device)
     ids = read_item_ids(items) if items else None
     result = run_evaluation(model, gold_path=gold, out_dir=out, db=db, config=cfg, config_source=config,
                             item_ids=ids, cv=cv, lexicon=lexicon, device=device, backend=backend, precision=precision,

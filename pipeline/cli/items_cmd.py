@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import DbOption, console
+from pipeline.csvsafe import safe_frame
 from pipeline.errors import UserError
 from pipeline.store import Store
 
@@ -58,10 +59,10 @@ def write_records(records: list[dict], out: Path | None, fmt: str) -> None:
                                         if isinstance(v, (list, dict)) else v)
     if fmt == "csv":
         if out is None:
-            typer.echo(frame.to_csv(index=False), nl=False)
+            typer.echo(safe_frame(frame).to_csv(index=False), nl=False)
         else:
             out.parent.mkdir(parents=True, exist_ok=True)
-            frame.to_csv(out, index=False)
+            safe_frame(frame).to_csv(out, index=False)
     else:
         assert out is not None
         out.parent.mkdir(parents=True, exist_ok=True)

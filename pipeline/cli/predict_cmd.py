@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pipeline.cli.common import err_console
+from pipeline.cli.common import check_device, err_console
 from pipeline.errors import UserError
 from pipeline.settings import DEFAULT_MODELS
 
@@ -42,7 +42,6 @@ def predict(
     from pipeline.classify import (
         classify_items,
         flat_record,
-        items_from_lines,
         items_from_threads,
         prediction_record,
     )
@@ -52,11 +51,16 @@ def predict(
         raise UserError(f"--format {fmt!r}: choose table, jsonl or csv")
     if input_format not in ("auto", "text", "html", "jsonl"):
         raise UserError(f"--input-format {input_format!r}: choose auto, text, html or jsonl")
+    check_device(device)
     items: list[dict[str, Any]] = []
     failed: list[str] = []
     for arg in paths:
         if arg == "-":
-            items.extend(items_from_lines(sys.stdin))
+            try:
+                items.extend(items_from_stdin(sys.stdin, input_format))
+            except UserError as exc:
+                failed.append("<stdin>")
+                err_console.print(f"[bold red]error:[/] {escape(str(exc))} — stdin skipped", highlight=False)
             continue
         for path in expand_paths([arg]):
             try:
@@ -89,6 +93,25 @@ def predict(
         raise typer.Exit(1)
 
 
+def items_from_stdin(stream: Any, input_format: str = "auto") -> list[dict[str, Any]]:
+    """Items from stdin: one text per line (``auto``), or a whole JSONL / HTML / text dump when
+    ``--input-format`` names one (issue 15: the JSON line itself used to be classified)."""
+    from pipeline.classify import items_from_lines, items_from_threads
+
+    if input_format == "auto":
+        return items_from_lines(stream)
+    import hashlib
+
+    from pipeline.ingest.reader import RawInput
+    from pipeline.ingest.runner import parse_raw
+
+    text = stream.read()
+    if not text.strip():
+        return []
+    raw = RawInput("<stdin>", text, "utf-8", hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
+    return items_from_threads(parse_raw(raw, input_format))
+
+
 def load_predictor(model: Path, device: str, batch_size: int, backend: str, threads: int | None,
                    max_batch_tokens: int | None = None, precision: str = "auto") -> Any:
     """A Predictor with the library chatter (weight-loading bars, tokenizer length notes) silenced."""
@@ -111,7 +134,10 @@ def write_output(records: list[dict[str, Any]], fmt: str, out: Path | None, flat
     elif fmt == "csv":
         import pandas as pd
 
-        _emit(pd.DataFrame.from_records([flat(r) for r in records]).to_csv(index=False) if records else "", out)
+        from pipeline.csvsafe import safe_frame
+
+        frame = pd.DataFrame.from_records([flat(r) for r in records]) if records else None
+        _emit(safe_frame(frame).to_csv(index=False) if frame is not None else "", out)
     elif out is None:
         from pipeline.cli.common import console
 

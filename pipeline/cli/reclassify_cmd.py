@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from pipeline.cli.common import DbOption, console, err_console
+from pipeline.cli.common import DbOption, check_device, console, err_console
 from pipeline.errors import UserError
 from pipeline.schedule import DEFAULT_CONFIG, EX_TEMPFAIL, JOB
 
@@ -41,6 +41,7 @@ def reclassify(
     from pipeline.schedule import LockHeld, RunLock, RunLog, load_schedule, plan_dry_run, run_reclassify
 
     cfg = load_schedule(config, overrides)
+    check_device(cfg.device, f"{config} [device]")
     if dry_run:
         print_plan(plan_dry_run(cfg), cfg)
         return

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import console, err_console
+from pipeline.cli.common import check_device, console, err_console
 
 
 def run(
@@ -33,6 +33,7 @@ def run(
     from pipeline.store import Store
 
     cfg = load_config(config, overrides)
+    check_device(cfg.training.device, f"{config} [training.device]")
     schema = cfg.schema()
     # Everything that can be checked before the (long) training is checked first.
     validate_min_scores(cfg.evaluation.min_scores, schema, config)

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import console
+from pipeline.cli.common import check_device, console
 from pipeline.config import load_config
 
 
@@ -22,6 +22,7 @@ def train(
     from pipeline.trainer import train as run_training
 
     cfg = load_config(config, overrides)
+    check_device(cfg.training.device, f"{config} [training.device]")
     console.print(f"training [bold]{escape(cfg.run_name)}[/] → {escape(str(cfg.output_dir))}")
     result = run_training(cfg, resume=resume, progress=progress)
     table = Table(title=f"{cfg.run_name} · model_version {result.model_version} · {result.train_seconds:.0f} s")
