@@ -130,14 +130,41 @@ def require_gold(item_ids: list[str], gold: dict[str, Any], gold_path: str | Pat
                         f"{_id_list(missing)}", gold_path)
 
 
+def ensure_seeds_ingested(ids: list[str], db: str | Path, seeds: str | Path | None,
+                          log: Any = None) -> bool:
+    """Ingest the seed threads into ``db`` when some of ``ids`` are not there yet (a fresh checkout runs
+    ``evaluate`` before any ``run``). Returns True when it ingested. Nothing happens without a seeds folder."""
+    from pipeline.store import Store
+
+    if seeds is None or not Path(seeds).is_dir():
+        return False
+    if Path(db).is_file():
+        with Store(db) as store:
+            present = {r["item_id"] for r in store.items(item_ids=ids)}
+        if all(i in present for i in ids):
+            return False
+    from pipeline.ingest.runner import ingest_paths
+
+    if log:
+        log(f"gold items are not in {db} yet: ingesting the seed threads from {seeds}")
+    with Store(db) as store:
+        report = ingest_paths(store, [seeds])
+    if report.failed:
+        raise UserError(f"{len(report.failed)} seed file(s) failed to ingest: {report.failed[0].error}", seeds)
+    return True
+
+
 def load_eval_set(gold: dict[str, Any], schema: LabelSchema, db: str | Path,
-                  item_ids: list[str] | None = None, gold_path: str | Path = "gold") -> EvalSet:
-    """The gold items (or ``item_ids``, which must all have gold) with their text from the store."""
+                  item_ids: list[str] | None = None, gold_path: str | Path = "gold",
+                  seeds: str | Path | None = None, log: Any = None) -> EvalSet:
+    """The gold items (or ``item_ids``, which must all have gold) with their text from the store; with
+    ``seeds``, missing gold items are first ingested from that folder."""
     from pipeline.store import Store
 
     ids = list(item_ids) if item_ids is not None else list(gold)
     if item_ids is not None:
         require_gold(ids, gold, gold_path)
+    ensure_seeds_ingested(ids, db, seeds, log)
     hint = f"ingest the seed threads first: `threadstance ingest ../shared/seeds --db {db}`"
     if not Path(db).is_file():
         raise UserError(f"no store here; {hint}", db)
@@ -462,7 +489,13 @@ def evaluate(model_dir: str | Path, *, gold_path: str | Path | None = None, out_
     validate_min_scores(ev.min_scores, schema, source)
     gold_path = Path(gold_path or ev.gold)
     gold = read_gold(gold_path, schema)
-    es = load_eval_set(gold, schema, db, item_ids, gold_path)
+    from pipeline.settings import shared_dir
+
+    try:
+        seeds: Path | None = shared_dir(cfg.paths.shared) / "seeds"
+    except UserError:
+        seeds = None
+    es = load_eval_set(gold, schema, db, item_ids, gold_path, seeds=seeds, log=log)
     train_metrics = json.loads((model_dir / "metrics.json").read_text(encoding="utf-8")) \
         if (model_dir / "metrics.json").is_file() else {}
     run_name = str(train_metrics.get("run_name", model_cfg.run_name))  # a label only, never a path

@@ -305,3 +305,20 @@ def test_predict_stdin_with_bad_jsonl_is_one_line_exit_1(monkeypatch, capsys, tm
     monkeypatch.setattr(sys, "stdin", io.StringIO('{"thread_id": "t", "text": 5}\n'))
     code, _, err = cli(["predict", "-", "--input-format", "jsonl", "--model", tmp_path], monkeypatch, capsys)
     assert code == 1 and "<stdin>:1" in err and "Traceback" not in err
+
+
+# ---- defect 11: evaluate on a fresh checkout -------------------------------------------------------
+def test_eval_set_on_a_fresh_store_ingests_the_seeds_first(tmp_path, seeds_dir):
+    from pipeline.evaluation import load_eval_set, read_gold
+    from pipeline.schema import load_schema
+
+    schema = load_schema("configs/labels.yaml")
+    gold = read_gold("data/gold/gold.jsonl", schema)
+    db = tmp_path / "fresh.sqlite"
+    logged = []
+    es = load_eval_set(gold, schema, db, seeds=seeds_dir, log=logged.append)
+    assert len(es.ids) == len(gold) and all(es.texts)
+    assert logged and "ingesting the seed threads" in logged[0]
+    logged.clear()
+    load_eval_set(gold, schema, db, seeds=seeds_dir, log=logged.append)  # second time: nothing to ingest
+    assert logged == []
