@@ -41,6 +41,7 @@ JOB = "reclassify"
 EX_TEMPFAIL = 75  # sysexits.h: temporary failure, try again later (another run holds the lock)
 DEFAULT_CONFIG = Path("configs/schedule.yaml")
 EXPORT_NAME = "predictions"
+LOG_EVERY_BATCHES = 20  # a progress line (items done, rate, ETA) at least every this many batches
 BATCH_DELAY_ENV = "THREADSTANCE_BATCH_DELAY"  # test hook: seconds to sleep after each committed batch
 
 
@@ -393,6 +394,7 @@ def _classify_pending(cfg: ScheduleConfig, store: Any, summary: RunSummary, log:
     delay = float(os.environ.get(BATCH_DELAY_ENV) or 0)
     parents = [i["parent_text"] for i in pending] if predictor.spec.include_parent else None
     started, next_report = time.perf_counter(), 0.1
+    batches = done_items = 0
     for idx, preds in predictor.predict_batches([i["text"] for i in pending], parents):
         rows = []
         for i, pred in zip(idx, preds):
@@ -407,9 +409,16 @@ def _classify_pending(cfg: ScheduleConfig, store: Any, summary: RunSummary, log:
             c["reclassified_after_edit"] += sum(1 for i in idx if pending[i]["edited"])
         else:  # some rows were already there (a concurrent writer): count only what this run added
             c["reclassified_after_edit"] += min(added, sum(1 for i in idx if pending[i]["edited"]))
-        if c["classified"] >= next_report * len(pending) and len(pending) >= 200:
-            log(f"classified {c['classified']}/{len(pending)}")
-            next_report += 0.25
+        batches += 1
+        done_items += len(idx)
+        if done_items >= next_report * len(pending) or batches % LOG_EVERY_BATCHES == 0:
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            rate = done_items / elapsed
+            eta = (len(pending) - done_items) / rate if rate else 0.0
+            log(f"classify: {done_items}/{len(pending)} items ({100 * done_items / len(pending):.0f}%), "
+                f"{rate:.1f} items/s, ETA {eta:.0f} s")
+            while next_report * len(pending) <= done_items:
+                next_report += 0.25
         if delay:
             time.sleep(delay)
     seconds = time.perf_counter() - started

@@ -322,3 +322,47 @@ def test_eval_set_on_a_fresh_store_ingests_the_seeds_first(tmp_path, seeds_dir):
     logged.clear()
     load_eval_set(gold, schema, db, seeds=seeds_dir, log=logged.append)  # second time: nothing to ingest
     assert logged == []
+
+
+# ---- defect 12: progress without a terminal ------------------------------------------------------
+def test_ingest_without_a_terminal_prints_plain_progress_lines(tmp_path, monkeypatch, capsys):
+    for n in range(6):
+        (tmp_path / f"p{n}.txt").write_text(DUMP.replace("Café workers", f"Workers {n}"), encoding="utf-8")
+    code, _, err = cli(["ingest", "--db", tmp_path / "s.sqlite", *sorted(tmp_path.glob("*.txt"))],
+                       monkeypatch, capsys)
+    assert code == 0
+    lines = [line for line in err.splitlines() if line.startswith("ingest: ")]
+    assert lines and lines[-1].startswith("ingest: 6/6 files (100%)") and "files/s, ETA" in lines[-1]
+    assert "\x1b[" not in err and "━" not in err  # no bar drawing
+
+
+def test_plain_progress_reports_done_rate_and_eta():
+    import io
+
+    from pipeline.progress import PlainProgress
+
+    stream = io.StringIO()
+    p = PlainProgress(100, "classify", "items", every=25, stream=stream)
+    for _ in range(10):
+        p.advance(10)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 4 and lines[-1].startswith("classify: 100/100 items (100%)") and "ETA" in lines[0]
+
+
+def test_predict_without_a_terminal_logs_progress_per_batch(monkeypatch, capsys):
+    from pipeline.cli import predict_cmd
+
+    class Fake:
+        class spec:
+            include_parent = False
+
+        def predict_batches(self, texts, parents):
+            for start in range(0, len(texts), 100):
+                idx = list(range(start, min(start + 100, len(texts))))
+                yield idx, [texts[i].upper() for i in idx]
+
+    items = [{"text": f"t{i}"} for i in range(1000)]
+    out = predict_cmd.classify_with_progress(Fake(), items, None)
+    assert out[5] == "T5"
+    err = capsys.readouterr().err
+    assert "classify: 1000/1000 items (100%)" in err

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from pipeline.cli.common import DbOption, console, err_console
 from pipeline.ingest.runner import IngestReport, expand_paths, ingest_file
+from pipeline.progress import PlainProgress, is_terminal
 from pipeline.store import Store
 
 
@@ -25,6 +26,16 @@ def ingest(
         raise typer.Exit(2)
     files = expand_paths(paths)
     report = IngestReport()
+    if not is_terminal(err_console.file) and len(files) >= 5:  # cron, CI, | tee: plain lines, never silent
+        plain = PlainProgress(len(files), "ingest", "files", stream=err_console.file)
+        with Store(db) as store:
+            for path in files:
+                report.files.append(ingest_file(store, path, fmt))
+                plain.advance()
+        print_report(report, db)
+        if report.failed:
+            raise typer.Exit(1)
+        return
     with Store(db) as store, Progress(TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(),
                                       TimeRemainingColumn(), console=err_console,
                                       disable=len(files) < 5) as progress:

@@ -79,7 +79,7 @@ def predict(
     if items:
         predictor = load_predictor(model, device, batch_size, backend, threads, max_batch_tokens, precision)
         started = time.perf_counter()
-        preds = classify_items(predictor, items)
+        preds = classify_with_progress(predictor, items, classify_items)
         seconds = time.perf_counter() - started
         records = [prediction_record(item, pred, predictor.model_version) for item, pred in zip(items, preds)]
     write_output(records, fmt, out, flat_record)
@@ -91,6 +91,23 @@ def predict(
     if failed:
         err_console.print(f"[bold red]{len(failed)} file(s) failed:[/] {escape(', '.join(failed))}", highlight=False)
         raise typer.Exit(1)
+
+
+def classify_with_progress(predictor: Any, items: list[dict[str, Any]], classify_items: Any,
+                           min_items: int = 500) -> list[Any]:
+    """All predictions in input order; without a terminal, a plain progress line per ~10 % of the items."""
+    from pipeline.progress import PlainProgress, is_terminal
+
+    if is_terminal(err_console.file) or len(items) < min_items:
+        return classify_items(predictor, items)
+    parents = [i.get("parent_text") for i in items] if predictor.spec.include_parent else None
+    out: list[Any] = [None] * len(items)
+    progress = PlainProgress(len(items), "classify", "items", stream=err_console.file)
+    for idx, preds in predictor.predict_batches([i["text"] for i in items], parents):
+        for i, pred in zip(idx, preds):
+            out[i] = pred
+        progress.advance(len(idx))
+    return out
 
 
 def items_from_stdin(stream: Any, input_format: str = "auto") -> list[dict[str, Any]]:
