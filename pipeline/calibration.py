@@ -98,3 +98,18 @@ def calibrate_model_dir(model_dir, records: list[dict], schema, set_name: str) -
     meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return {"set": set_name, "n": len(records), "before": scores(raw), "after_fitted_on_same_items": scores(adjusted),
             "sentiment_bias": sent_bias.tolist(), "stance_bias": dict(zip(schema.target_names, stance_bias.tolist()))}
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature T minimising the negative log-likelihood of ``softmax(logits / T)`` (bounded search)."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+
+    labels = np.asarray(labels)
+
+    def nll(log_t: float) -> float:
+        lp = log_softmax(logits / np.exp(log_t), axis=-1)
+        return float(-lp[np.arange(len(labels)), labels].mean())
+
+    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(res.x))

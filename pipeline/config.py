@@ -55,13 +55,17 @@ class AuxConfig(_Strict):
 class DomainRealConfig(_Strict):
     """How the real in-domain set (``<shared>/datasets/domain_real``) enters a run.
 
-    ``dev``: all of it scores checkpoints (the default). ``kfold``: fold ``fold`` of ``folds`` (stratified,
-    seeded by the run seed) is the dev set and the other folds are trained on, ``repeat`` times each, so
+    ``dev``: all of it scores checkpoints (the default). ``kfold``: fold ``fold`` of ``folds`` (the fixed,
+    url-grouped folds of ``folds_file``, or a stratified split seeded by the run seed) is the dev set and the other folds are trained on, ``repeat`` times each, so
     K runs give out-of-fold scores on every real item (``scripts/domain_real_cv.py``). ``train``: all of it
     is trained on and selection falls back to the corpus dev split. ``none``: not used.
     """
 
     use: Literal["dev", "kfold", "train", "none"] = "dev"
+    folds_file: str | None = Field(
+        "datasets/domain_real/folds.json",
+        description="Fixed fold of every item (id -> 0..K-1, grouped by url), relative to the shared folder; "
+                    "used by kfold when present (then `folds` must match). null = a seeded stratified split.")
     folds: int = Field(5, ge=2, le=20, description="Number of folds when use = kfold.")
     fold: int = Field(0, ge=0, description="Which fold is the dev set when use = kfold (0-based).")
     repeat: int = Field(1, ge=0, le=20, description="Times each real training item appears per epoch "
@@ -89,7 +93,8 @@ class DataConfig(_Strict):
     corpus: list[str] = Field(default_factory=lambda: ["data/train/parts/*.jsonl"],
                               description="JSONL files (globs allowed) of project-written labelled items.")
     max_train_examples: int | None = Field(None, ge=1, description="Cap on corpus items (smoke runs).")
-    dev_fraction: float = Field(0.15, gt=0, lt=0.5, description="Stratified share of the corpus held out as dev.")
+    dev_fraction: float = Field(0.15, ge=0, lt=0.5, description="Stratified share of the corpus held out as dev "
+                                "(0 = train on all of it; needs a recipe without checkpoint selection).")
     domain_real: DomainRealConfig = DomainRealConfig()
     selection: Literal["domain_real", "corpus_dev"] = Field(
         "domain_real", description="Dev set whose score picks the best checkpoint (never the gold set).")
@@ -111,6 +116,12 @@ class InputConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
+    trainable_layers: int | None = Field(
+        None, ge=0, description="null: fine-tune the whole encoder (transformers Trainer, checkpoint selection on "
+        "a dev set). k > 0: train only the top k layers and the heads on cached lower-layer states, fixed epochs. "
+        "0: frozen encoder, heads fitted by logistic regression on its pooled embeddings.")
+    heads_C: float = Field(4.0, gt=0, description="Inverse L2 strength of the logistic-regression heads "
+                           "(trainable_layers: 0).")
     epochs: float = Field(4, gt=0)
     max_steps: int = Field(-1, description="If > 0, stop after this many optimiser steps (overrides epochs).")
     batch_size: int = Field(16, ge=1)
@@ -145,6 +156,25 @@ class EvaluationConfig(_Strict):
                                          description="e.g. {stance_score: 0.6}: evaluate exits non-zero below.")
 
 
+class CalibrationConfig(_Strict):
+    """Temperatures stored in the model folder: predicted probabilities are ``softmax(logits / T)``.
+
+    Fitted out of fold for the recipe (``scripts/recipe_study.py table`` prints them), since a model trained
+    on all real data has no held-out real data left to fit them on.
+    """
+
+    temperature: dict[Literal["sentiment", "stance"], float] | None = Field(
+        None, description="{sentiment: T, stance: T}; null = 1 (raw softmax).")
+    fitted_on: str = Field("", description="Where the temperatures come from (for the model card).")
+
+    @field_validator("temperature")
+    @classmethod
+    def _positive(cls, value: dict | None) -> dict | None:
+        if value and any(v <= 0 for v in value.values()):
+            raise ValueError("temperatures must be > 0")
+        return value
+
+
 class RunConfig(_Strict):
     """Everything a training run needs; saved resolved as ``config.yaml`` in the run directory."""
 
@@ -157,6 +187,7 @@ class RunConfig(_Strict):
     input: InputConfig = InputConfig()
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -70,6 +70,8 @@ def strata(rec: dict, schema: LabelSchema) -> str:
 def split_corpus(records: list[dict], schema: LabelSchema, dev_fraction: float, seed: int
                  ) -> tuple[list[dict], list[dict]]:
     """Stratified train/dev split; rare strata fall back to sentiment-only stratification."""
+    if dev_fraction == 0:
+        return list(records), []
     keys = [strata(r, schema) for r in records]
     counts = Counter(keys)
     keys = [k if counts[k] >= 2 else k.split("|")[0] for k in keys]
@@ -90,3 +92,15 @@ def kfold_split(records: list[dict], folds: int, fold: int, seed: int) -> tuple[
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     train_idx, dev_idx = list(splitter.split(records, [r["sentiment"] for r in records]))[fold]
     return [records[i] for i in train_idx], [records[i] for i in dev_idx]
+
+
+def fixed_fold_split(records: list[dict], folds: dict[str, int], n_folds: int, fold: int
+                     ) -> tuple[list[dict], list[dict]]:
+    """(train, dev) for fold ``fold`` of a fixed id -> fold map (e.g. the url-grouped ``folds.json``)."""
+    missing = [r["id"] for r in records if r["id"] not in folds]
+    if missing:
+        raise ValueError(f"{len(missing)} records have no fold (first: {missing[0]})")
+    found = sorted(set(folds.values()))
+    if found != list(range(n_folds)):
+        raise ValueError(f"the fold file has folds {found}, the config asks for {n_folds}")
+    return [r for r in records if folds[r["id"]] != fold], [r for r in records if folds[r["id"]] == fold]

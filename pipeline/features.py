@@ -9,9 +9,8 @@ from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
 from pipeline.encoding import InputSpec, encode_texts, pad_batch, special_ids
+from pipeline.modeling import IGNORE
 from pipeline.schema import LabelSchema
-
-IGNORE = -100
 
 
 def label_columns(schema: LabelSchema) -> list[str]:

@@ -33,8 +33,11 @@ def write_model_card(model_dir: str | Path) -> Path:
            f"{c.get('domain_real_repeat', 1)}×)" if c.get("domain_real_train") else "")
         + (f", {c['tweeteval_sentiment']} TweetEval sentiment tweets" if "tweeteval_sentiment" in c else "")
         + (f", intermediate stage on {c['vast_pairs']} VAST stance pairs" if "vast_pairs" in c else "") + ".",
-        f"- Model selection on `{m['selection_dev_set']}` (best step {m.get('best_step')}); the gold set is never "
-        "used for training or selection.",
+        (f"- Model selection on `{m['selection_dev_set']}` (best step {m.get('best_step')}); the gold set is never "
+         "used for training or selection." if m.get("selection_dev_set") else
+         f"- Top {m.get('trainable_layers')} encoder layers trained (0 = frozen encoder, logistic-regression heads) "
+         f"for a fixed number of epochs chosen by grouped 5-fold CV on domain_real (`reports/recipes.md`); no "
+         "checkpoint selection, and the gold set is never used for training or selection."),
         f"- Training time {m['train_seconds']:.0f} s on {hw['device']} ({hw.get('gpu') or hw.get('cpu') or hw['processor']}, "
         f"{hw['torch_threads']} torch threads, {hw['cpu_count']} CPUs), torch {hw['torch']}.", "",
         "Training label counts:", "", "| field | " + " | ".join(["class: count"]) + " |", "|---|---|",

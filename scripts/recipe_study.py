@@ -1,0 +1,340 @@
+#!/usr/bin/env python
+"""Recipe study on domain_real v2: out-of-fold scores over the fixed url-grouped 5 folds (folds.json).
+
+Every recipe is trained five times, each time on four folds (plus, if the recipe says so, the written
+corpus) and scored on the fifth, so each of the 563 real passages is predicted by a model that never saw
+it. Nothing is selected on the scored fold: epochs and learning rates are fixed per recipe in advance.
+
+    .venv/bin/python scripts/recipe_study.py cache              # mpnet lower-layer states, once (~4 min)
+    .venv/bin/python scripts/recipe_study.py run top2_corpus    # one recipe, all folds
+    .venv/bin/python scripts/recipe_study.py table              # reports/recipes.md from reports/recipes/*.json
+
+Results: ``reports/recipes/<recipe>.json`` (per-fold and pooled scores, timings, out-of-fold logits by id).
+MiniLM fine-tuning (recipe a) runs through the product trainer: ``scripts/domain_real_cv.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from pipeline.base_models import resolve_base_model  # noqa: E402
+from pipeline.corpus import load_corpus  # noqa: E402
+from pipeline.encoding import InputSpec, encode_texts  # noqa: E402
+from pipeline.public_data import load_domain_real, load_domain_real_folds  # noqa: E402
+from pipeline.schema import load_schema  # noqa: E402
+
+CACHE = REPO / "work" / "study" / "mpnet_states.pt"
+OUT = REPO / "reports" / "recipes"
+SPEC = InputSpec(max_length=256, truncation="head_tail", tail_tokens=32)
+STARTS = (8, 10)  # cached inputs of layer 8 (top-4 recipes) and layer 10 (top-2 recipes)
+
+# Fixed in advance; nothing here is tuned on the scored fold.
+RECIPES: dict[str, dict] = {
+    "frozen_lr": {"kind": "lr", "corpus": False, "C": 4.0},
+    "frozen_lr_corpus": {"kind": "lr", "corpus": True, "C": 4.0},
+    "top2": {"kind": "top", "start": 10, "corpus": False, "real_repeat": 1, "epochs": 8, "lr": 1e-4},
+    "top2_corpus": {"kind": "top", "start": 10, "corpus": True, "real_repeat": 2, "epochs": 3, "lr": 1e-4},
+    "top4_corpus": {"kind": "top", "start": 8, "corpus": True, "real_repeat": 2, "epochs": 3, "lr": 6e-5},
+}
+
+
+def load_data(shared: str | None) -> tuple[list[dict], list[dict], dict[str, int]]:
+    schema = load_schema(REPO / "configs" / "labels.yaml")
+    real = load_domain_real(shared)
+    folds = load_domain_real_folds(shared)
+    corpus = load_corpus([str(REPO / "data/train/parts/*.jsonl")], schema)
+    return real, corpus, folds
+
+
+def cmd_cache(args: argparse.Namespace) -> None:
+    from transformers import AutoModel, AutoTokenizer
+
+    from pipeline.layerwise import lower_states, pad_states, run_top
+    from pipeline.modeling import mean_pool
+
+    real, corpus, _ = load_data(args.shared)
+    path = resolve_base_model("mpnet")
+    tok = AutoTokenizer.from_pretrained(path)
+    enc = AutoModel.from_pretrained(path).eval()
+    texts = [r["text"] for r in real] + [r["text"] for r in corpus]
+    ids = encode_texts(tok, texts, SPEC)
+    t0 = time.time()
+    s8 = lower_states(enc, ids, 8, batch_size=32, bf16=True, pad_id=tok.pad_token_id,
+                      progress=lambda d, n: print(f"\rlayers 0-7: {d}/{n}", end="", file=sys.stderr))
+    print(f"\nlower layers: {time.time() - t0:.0f}s", file=sys.stderr)
+    s10, pooled = [], []
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        order = np.argsort([len(x) for x in ids])
+        s10 = [None] * len(ids)
+        pooled = np.zeros((len(ids), enc.config.hidden_size), dtype=np.float32)
+        for i in range(0, len(ids), 32):
+            idx = order[i: i + 32]
+            h, m = pad_states([s8[j] for j in idx])
+            from pipeline.layerwise import _run_layers
+            h10 = _run_layers(enc, h, m, 8, 10)
+            top = run_top(enc, h10, m, 10)
+            p = mean_pool(top.float(), m).numpy()
+            for row, j in enumerate(idx):
+                s10[j] = h10[row, : len(ids[j])].to(torch.bfloat16).clone()
+                pooled[j] = p[row]
+    print(f"all layers: {time.time() - t0:.0f}s for {len(ids)} texts", file=sys.stderr)
+    CACHE.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"ids": [r["id"] for r in real] + [r["id"] for r in corpus], "n_real": len(real),
+                "s8": s8, "s10": s10, "pooled": torch.from_numpy(pooled), "seconds": time.time() - t0}, CACHE)
+
+
+def labels_of(records: list[dict], schema) -> dict[str, np.ndarray]:  # noqa: ANN001
+    out = {"sentiment": np.array([schema.sentiment_classes.index(r["sentiment"]) for r in records])}
+    for t in schema.target_names:
+        out[f"stance_{t}"] = np.array([schema.stance_classes.index(r["stance"][t]) for r in records])
+    return out
+
+
+def class_weights(labels: dict[str, np.ndarray], schema, cap: float = 5.0) -> dict:  # noqa: ANN001
+    from sklearn.utils.class_weight import compute_class_weight
+
+    out = {}
+    for key, y in labels.items():
+        n = len(schema.sentiment_classes) if key == "sentiment" else len(schema.stance_classes)
+        present = np.unique(y)
+        w = np.ones(n, dtype=np.float32)
+        w[present] = compute_class_weight("balanced", classes=present, y=y)
+        out[key.removeprefix("stance_")] = torch.tensor(np.clip(w, 1 / cap, cap), dtype=torch.float)
+    return out
+
+
+def run_fold_lr(recipe: dict, X: np.ndarray, y: dict[str, np.ndarray], train_idx: np.ndarray, test_idx: np.ndarray,
+                schema, seed: int) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    from sklearn.linear_model import LogisticRegression
+
+    def fit(yy: np.ndarray) -> np.ndarray:
+        clf = LogisticRegression(C=recipe["C"], class_weight="balanced", max_iter=3000, random_state=seed)
+        clf.fit(X[train_idx], yy[train_idx])
+        full = np.full((len(test_idx), len(np.unique(yy))), -1e4, dtype=np.float32)
+        full = np.full((len(test_idx), max(3, yy.max() + 1)), -1e4, dtype=np.float32)
+        full[:, clf.classes_] = clf.decision_function(X[test_idx])
+        return full
+
+    sent = fit(y["sentiment"])
+    stance = np.stack([fit(y[f"stance_{t}"]) for t in schema.target_names], 1)
+    return sent, stance
+
+
+def run_fold_top(recipe: dict, states: list, y: dict[str, np.ndarray], train_idx: np.ndarray, test_idx: np.ndarray,
+                 schema, seed: int, bf16: bool) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    from pipeline.layerwise import fit_top, logits_top
+    from pipeline.modeling import MultiTaskModel
+
+    torch.manual_seed(seed)
+    model, _ = MultiTaskModel.from_base("mpnet", schema.sentiment_classes, schema.stance_classes,
+                                        schema.target_names, 0.1, "mean")
+    labels = {k: v[train_idx] for k, v in y.items()}
+    train_states = [states[i] for i in train_idx]
+    fit_top(model, train_states, labels, recipe["start"], epochs=recipe["epochs"], batch_size=16, lr=recipe["lr"],
+            head_lr=1e-3, weight_decay=0.01, warmup_ratio=0.1, class_weights=class_weights(labels, schema),
+            loss_weights={"sentiment": 1.0, "stance": 1.0}, bf16=bf16, seed=seed,
+            progress=lambda s, n, loss: print(f"\r  step {s}/{n} loss {loss:.3f}", end="", file=sys.stderr))
+    print(file=sys.stderr)
+    return logits_top(model, [states[i] for i in test_idx], recipe["start"], bf16=bf16)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    schema = load_schema(REPO / "configs" / "labels.yaml")
+    recipe = RECIPES[args.recipe]
+    real, corpus, folds = load_data(args.shared)
+    cache = torch.load(CACHE)
+    assert cache["n_real"] == len(real)
+    records = real + corpus
+    y = labels_of(records, schema)
+    n_real = len(real)
+    fold_of = np.array([folds[r["id"]] for r in real])
+    sent_oof = np.zeros((n_real, len(schema.sentiment_classes)), dtype=np.float32)
+    stance_oof = np.zeros((n_real, len(schema.target_names), len(schema.stance_classes)), dtype=np.float32)
+    fold_seconds = {}
+    torch.set_num_threads(args.threads)
+    OUT.mkdir(parents=True, exist_ok=True)
+    for fold in args.folds:
+        test_idx = np.where(fold_of == fold)[0]
+        train_real = np.where(fold_of != fold)[0]
+        parts = [train_real] * recipe.get("real_repeat", 1)
+        if recipe["corpus"]:
+            parts.append(np.arange(n_real, len(records)))
+        train_idx = np.concatenate(parts)
+        t0 = time.time()
+        if recipe["kind"] == "lr":
+            s, st = run_fold_lr(recipe, cache["pooled"].numpy(), y, train_idx, test_idx, schema, args.seed)
+        else:
+            states = cache[f"s{recipe['start']}"]
+            s, st = run_fold_top(recipe, states, y, train_idx, test_idx, schema, args.seed, not args.fp32)
+        fold_seconds[fold] = round(time.time() - t0, 1)
+        sent_oof[test_idx], stance_oof[test_idx] = s, st
+        print(f"{args.recipe} fold {fold}: {fold_seconds[fold]}s", file=sys.stderr)
+    OUT.mkdir(parents=True, exist_ok=True)
+    name = args.recipe + ("_fp32" if args.fp32 else "")
+    result = {"recipe": args.recipe, "params": recipe, "precision": "fp32" if args.fp32 else "bf16",
+              "seed": args.seed, "folds": args.folds, "fold_seconds": fold_seconds,
+              "cache_seconds": round(cache["seconds"], 1),
+              "oof": {real[i]["id"]: {"sentiment": sent_oof[i].round(4).tolist(),
+                                      "stance": stance_oof[i].round(4).tolist()}
+                      for i in range(n_real) if fold_of[i] in args.folds}}
+    (OUT / f"{name}.json").write_text(json.dumps(result) + "\n", encoding="utf-8")
+
+
+def softmax(x: np.ndarray, t: float = 1.0) -> np.ndarray:
+    from scipy.special import softmax as sm
+
+    return sm(x / t, axis=-1)
+
+
+def score(result: dict, real: list[dict], folds: dict[str, int], schema) -> dict:  # noqa: ANN001
+    """Pooled and per-fold scores of one recipe's out-of-fold logits; sentiment ECE before and after a
+    temperature fitted out of fold (for each fold, on the other four folds' out-of-fold logits)."""
+    from pipeline.calibration import fit_temperature
+    from pipeline.metrics import expected_calibration_error, headline_scores
+
+    recs = [r for r in real if r["id"] in result["oof"]]
+    sent = np.array([result["oof"][r["id"]]["sentiment"] for r in recs])
+    stance = np.array([result["oof"][r["id"]]["stance"] for r in recs])
+    fold_of = np.array([folds[r["id"]] for r in recs])
+    y = labels_of(recs, schema)
+
+    def scores(idx: np.ndarray) -> dict:
+        gold = {"sentiment": [recs[i]["sentiment"] for i in idx]}
+        pred = {"sentiment": [schema.sentiment_classes[k] for k in sent[idx].argmax(-1)]}
+        for j, t in enumerate(schema.target_names):
+            gold[t] = [recs[i]["stance"][t] for i in idx]
+            pred[t] = [schema.stance_classes[k] for k in stance[idx, j].argmax(-1)]
+        h = headline_scores(gold, pred, schema.sentiment_classes, schema.stance_classes, schema.target_names,
+                            schema.polar_classes)
+        return {"sentiment_macro_f1": h["sentiment_macro_f1"], "stance_score": h["stance_score"],
+                "f1_avg": {t: h["stance"][t]["f1_avg"] for t in schema.target_names}}
+
+    pooled = scores(np.arange(len(recs)))
+    per_fold = {int(f): scores(np.where(fold_of == f)[0]) for f in sorted(set(fold_of))}
+    probs_raw = softmax(sent)
+    cal = np.zeros_like(probs_raw)
+    temps = {}
+    for f in sorted(set(fold_of)):
+        test, train = fold_of == f, fold_of != f
+        t = fit_temperature(sent[train], y["sentiment"][train]) if train.any() else 1.0
+        temps[int(f)] = round(t, 3)
+        cal[test] = softmax(sent[test], t)
+
+    def ece(p: np.ndarray) -> float:
+        return expected_calibration_error(p.max(-1), p.argmax(-1) == y["sentiment"])
+
+    return {"pooled": pooled, "per_fold": per_fold, "n": len(recs), "ece_raw": ece(probs_raw),
+            "ece_temp": ece(cal), "fold_temperatures": temps,
+            "temperature_all": round(fit_temperature(sent, y["sentiment"]), 3),
+            "stance_temperature_all": round(fit_temperature(stance.reshape(-1, stance.shape[-1]),
+                                                            np.stack([y[f"stance_{t}"] for t in schema.target_names], 1).reshape(-1)), 3)}
+
+
+def paired_diff(a: dict, b: dict, real: list[dict], schema, resamples: int = 2000, seed: int = 0) -> dict:  # noqa: ANN001
+    """Cluster (url) bootstrap of the pooled score differences a - b on the items both scored."""
+    from pipeline.metrics import f1_avg, macro_f1
+
+    ids = [r for r in real if r["id"] in a["oof"] and r["id"] in b["oof"]]
+    urls = sorted({r["url"] for r in ids})
+    by_url = {u: [i for i, r in enumerate(ids) if r["url"] == u] for u in urls}
+    gold_s = np.array([schema.sentiment_classes.index(r["sentiment"]) for r in ids])
+    gold_t = np.array([[schema.stance_classes.index(r["stance"][t]) for t in schema.target_names] for r in ids])
+    preds = []
+    for res in (a, b):
+        preds.append((np.array([np.argmax(res["oof"][r["id"]]["sentiment"]) for r in ids]),
+                      np.array([np.argmax(res["oof"][r["id"]]["stance"], -1) for r in ids])))
+    polar = [schema.stance_classes.index(c) for c in schema.polar_classes]
+    classes = list(range(len(schema.sentiment_classes)))
+
+    def both(idx: np.ndarray) -> tuple[float, float]:
+        out = []
+        for ps, pt in preds:
+            s = macro_f1(gold_s[idx], ps[idx], classes)
+            st = np.mean([f1_avg(gold_t[idx, j], pt[idx, j], polar) for j in range(gold_t.shape[1])])
+            out.append((s, st))
+        return out[0][0] - out[1][0], out[0][1] - out[1][1]
+
+    point = both(np.arange(len(ids)))
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(resamples):
+        pick = rng.choice(len(urls), len(urls), replace=True)
+        draws.append(both(np.concatenate([by_url[urls[k]] for k in pick])))
+    draws = np.array(draws)
+    lo, hi = np.percentile(draws, [2.5, 97.5], axis=0)
+    return {"sentiment": [point[0], lo[0], hi[0]], "stance": [point[1], lo[1], hi[1]]}
+
+
+def cmd_table(args: argparse.Namespace) -> None:
+    schema = load_schema(REPO / "configs" / "labels.yaml")
+    real, _, folds = load_data(args.shared)
+    rows = []
+    for path in sorted(OUT.glob("*.json")):
+        res = json.loads(path.read_text(encoding="utf-8"))
+        if res.get("folds") != [0, 1, 2, 3, 4] or "oof" not in res:
+            continue
+        res["scores"] = score(res, real, folds, schema)
+        res["name"] = path.stem
+        rows.append(res)
+    by_name = {r["name"]: r for r in rows}
+    for combo in args.ensemble:
+        parts = [by_name[n] for n in combo.split("+") if n in by_name]
+        if len(parts) < 2:
+            continue
+        ids = set.intersection(*(set(p["oof"]) for p in parts))
+        oof = {}
+        for i in ids:  # mean of the members' probabilities; stored as log-probabilities (argmax unchanged)
+            sent = np.mean([softmax(np.array(p["oof"][i]["sentiment"])) for p in parts], 0)
+            stance = np.mean([softmax(np.array(p["oof"][i]["stance"])) for p in parts], 0)
+            oof[i] = {"sentiment": np.log(sent).tolist(), "stance": np.log(stance).tolist()}
+        ens = {"name": "ens:" + combo, "oof": oof, "folds": parts[0]["folds"],
+               "fold_seconds": {f: sum(p["fold_seconds"][f] for p in parts) for f in parts[0]["fold_seconds"]}}
+        ens["scores"] = score(ens, real, folds, schema)
+        rows.append(ens)
+    rows.sort(key=lambda r: -(r["scores"]["pooled"]["sentiment_macro_f1"] + r["scores"]["pooled"]["stance_score"]))
+    summary = {r["name"]: {k: r["scores"][k] for k in ("pooled", "n", "ece_raw", "ece_temp", "temperature_all",
+                                                        "stance_temperature_all")} |
+               {"fold_seconds": r["fold_seconds"], "items_per_s": r.get("items_per_s")} for r in rows}
+    diffs = {}
+    for i in range(min(len(rows) - 1, args.pairs)):
+        diffs[f"{rows[0]['name']} - {rows[i + 1]['name']}"] = paired_diff(rows[0], rows[i + 1], real, schema)
+    (OUT / "summary.json.txt").write_text(json.dumps({"recipes": summary, "paired": diffs}, indent=1) + "\n",
+                                          encoding="utf-8")
+    for name, r in summary.items():
+        p = r["pooled"]
+        print(f"{name:28s} {p['sentiment_macro_f1']:.3f} / {p['stance_score']:.3f}  "
+              + " ".join(f"{t[:5]}={v:.2f}" for t, v in p["f1_avg"].items())
+              + f"  ece {r['ece_raw']:.3f}->{r['ece_temp']:.3f}  s/fold {np.mean(list(r['fold_seconds'].values())):.0f}")
+    for k, d in diffs.items():
+        print(k, {t: [round(x, 3) for x in v] for t, v in d.items()})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shared", default=None)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("cache")
+    run = sub.add_parser("run")
+    run.add_argument("recipe", choices=sorted(RECIPES))
+    run.add_argument("--folds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2, 3, 4])
+    run.add_argument("--seed", type=int, default=13)
+    run.add_argument("--threads", type=int, default=2)
+    run.add_argument("--fp32", action="store_true", help="train in fp32 instead of bf16 autocast")
+    table = sub.add_parser("table")
+    table.add_argument("--ensemble", action="append", default=[], help="a+b: average of two recipes' probabilities")
+    table.add_argument("--pairs", type=int, default=3, help="paired differences: best vs the next N")
+    args = ap.parse_args()
+    {"cache": cmd_cache, "run": cmd_run, "table": cmd_table}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()

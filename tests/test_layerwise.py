@@ -1,0 +1,90 @@
+"""Top-layer training on cached states and frozen-encoder heads: real model folders that predict like the
+network they were trained as."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.base_models import resolve_base_model
+from pipeline.config import load_config
+from pipeline.layerwise import lower_states, pad_states, run_top
+from pipeline.modeling import MultiTaskModel, mean_pool
+from pipeline.predict import Predictor
+from pipeline.trainer import train
+
+REPO = Path(__file__).resolve().parent.parent
+TEXTS = ["Managers dish out unmanageable caseloads and then blame us.", "Ofsted were fair.",
+         "Councils should give newly qualified social workers a chance on the frontline, with support."]
+
+
+def _train(tmp_path: Path, shared_dir: Path, *overrides: str) -> Path:
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        cfg = load_config(REPO / "configs" / "smoke.yaml",
+                          [f"paths.models={tmp_path}", f"paths.shared={shared_dir}", *overrides])
+        return train(cfg, progress=False).output_dir
+    finally:
+        os.chdir(cwd)
+
+
+def test_cached_lower_layers_plus_top_layers_equal_one_full_forward() -> None:
+    from transformers import AutoModel, AutoTokenizer
+
+    path = resolve_base_model("minilm")
+    enc, tok = AutoModel.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+    ids = [tok(t)["input_ids"] for t in TEXTS]
+    states = lower_states(enc, ids, 4)
+    hidden, mask = pad_states(states)
+    batch = tok(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        split = mean_pool(run_top(enc, hidden, mask, 4), mask)
+        full = mean_pool(enc(**batch).last_hidden_state, batch["attention_mask"])
+    assert torch.allclose(split, full, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def top2_model(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Path:
+    return _train(tmp_path_factory.mktemp("top2"), shared_dir, "training.trainable_layers=2", "training.bf16=off",
+                  "calibration.temperature={sentiment: 2.0, stance: 1.5}", "calibration.fitted_on=test")
+
+
+def test_top_layer_model_trains_only_the_top_layers(top2_model: Path, tmp_path: Path) -> None:
+    base = MultiTaskModel.from_base("minilm", ["a", "b", "c"], ["none", "favor", "against"], ["t"])[0].encoder
+    trained, _ = MultiTaskModel.load(top2_model)
+    lower = [n for n, _ in base.named_parameters() if n.startswith(("embeddings.", "encoder.layer.0.",
+                                                                      "encoder.layer.3."))]
+    top = [n for n, _ in base.named_parameters() if n.startswith("encoder.layer.5.")]
+    b, t = dict(base.named_parameters()), dict(trained.encoder.named_parameters())
+    assert all(torch.equal(b[n], t[n]) for n in lower)
+    assert any(not torch.equal(b[n], t[n]) for n in top)
+    metrics = json.loads((top2_model / "metrics.json").read_text())
+    assert metrics["trainable_layers"] == 2 and metrics["selection_dev_set"] is None
+
+
+def test_top_layer_model_round_trips_through_the_predictor(top2_model: Path) -> None:
+    model, tok = MultiTaskModel.load(top2_model)
+    batch = tok(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        out = model(batch["input_ids"], batch["attention_mask"])
+    predictor = Predictor(top2_model, device="cpu", precision="fp32")
+    probs = predictor.predict_proba(TEXTS)
+    expected = torch.softmax(out["sentiment"] / 2.0, -1).numpy()  # the stored temperature is applied
+    assert np.allclose(probs.sentiment, expected, atol=1e-4)
+    stance = torch.softmax(out["stance"]["funding"] / 1.5, -1).numpy()
+    assert np.allclose(probs.stance["funding"], stance, atol=1e-4)
+
+
+def test_frozen_encoder_heads_are_the_fitted_logistic_regressions(tmp_path: Path, shared_dir: Path) -> None:
+    folder = _train(tmp_path, shared_dir, "training.trainable_layers=0", "training.bf16=off")
+    base = MultiTaskModel.from_base("minilm", ["a", "b", "c"], ["none", "favor", "against"], ["t"])[0].encoder
+    trained, _ = MultiTaskModel.load(folder)
+    assert all(torch.equal(p, dict(trained.encoder.named_parameters())[n]) for n, p in base.named_parameters())
+    preds = Predictor(folder, device="cpu", precision="fp32").predict(TEXTS)
+    assert {p.sentiment for p in preds} <= {"negative", "neutral", "positive"}
+    assert json.loads((folder / "metrics.json").read_text())["trainable_layers"] == 0
