@@ -184,7 +184,8 @@ def test_check_command_with_missing_db_is_a_user_error(tmp_path, monkeypatch, ca
 
 
 # ---- the gold set ---------------------------------------------------------------------------------
-GOLD_LABEL_FILES = ["pass_a.jsonl", "pass_b.jsonl", "gold.jsonl"]
+GOLD_LABEL_FILES = ["pass_a.jsonl", "pass_b.jsonl", "gold_v1.jsonl", "audit_v1.1/pass_a.jsonl",
+                    "audit_v1.1/pass_b.jsonl", "gold.jsonl"]
 
 
 @pytest.fixture(scope="module")
@@ -204,11 +205,15 @@ def test_gold_label_files_pass_check_against_the_seed_store(name, seed_item_ids)
     assert {r.item_id for r in result.records} == seed_item_ids
 
 
-def test_gold_is_the_agreed_labels_plus_the_adjudicated_disputes():
-    a = {r.item_id: r for r in read_labels(GOLD / "pass_a.jsonl", SCHEMA)}
-    b = {r.item_id: r for r in read_labels(GOLD / "pass_b.jsonl", SCHEMA)}
-    gold = {r.item_id: r for r in read_labels(GOLD / "gold.jsonl", SCHEMA)}
-    disputes = [json.loads(line) for line in (GOLD / "disputes.jsonl").read_text().splitlines() if line.strip()]
+@pytest.mark.parametrize(("passes", "gold_file", "disputes_file"), [
+    (("pass_a.jsonl", "pass_b.jsonl"), "gold_v1.jsonl", "disputes.jsonl"),
+    (("audit_v1.1/pass_a.jsonl", "audit_v1.1/pass_b.jsonl"), "gold.jsonl", "audit_v1.1/adjudication.jsonl"),
+])
+def test_gold_is_the_agreed_labels_plus_the_adjudicated_disputes(passes, gold_file, disputes_file):
+    a = {r.item_id: r for r in read_labels(GOLD / passes[0], SCHEMA)}
+    b = {r.item_id: r for r in read_labels(GOLD / passes[1], SCHEMA)}
+    gold = {r.item_id: r for r in read_labels(GOLD / gold_file, SCHEMA)}
+    disputes = [json.loads(line) for line in (GOLD / disputes_file).read_text().splitlines() if line.strip()]
     assert {r.annotator for r in gold.values()} == {"adjudicated"}
     assert set(gold) == set(a) == set(b)
     by_key = {(d["item_id"], d["field"]): d for d in disputes}
