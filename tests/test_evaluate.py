@@ -199,9 +199,11 @@ def test_items_without_gold_labels_are_an_error_naming_them(eval_model: Path, se
 
 
 def test_gold_items_missing_from_the_store_are_an_error_naming_them(eval_model: Path, seeds_dir: Path,
-                                                                     tmp_path: Path) -> None:
+                                                                     tmp_path: Path, monkeypatch) -> None:
     from pipeline.ingest.runner import ingest_paths
     from pipeline.store import Store
+
+    monkeypatch.setattr("pipeline.settings.shared_dir", lambda *_: tmp_path / "no-shared")  # no seeds to ingest
 
     db = tmp_path / "partial.sqlite"
     with Store(db) as store:  # only the first seed thread is in this store
@@ -209,7 +211,7 @@ def test_gold_items_missing_from_the_store_are_an_error_naming_them(eval_model: 
         present = store.item_ids()
     missing = [i for i in _gold_ids() if i not in present]
     assert missing and len(missing) < len(_gold_ids())
-    result = invoke("evaluate", "--model", eval_model, "--gold", GOLD, "--db", db)
+    result = invoke("evaluate", "--model", eval_model, "--gold", GOLD, "--db", db, "--out", tmp_path / "r")
     assert isinstance(result.exception, UserError)
     msg = str(result.exception)
     assert missing[0] in msg and "threadstance ingest ../shared/seeds" in msg
@@ -217,8 +219,11 @@ def test_gold_items_missing_from_the_store_are_an_error_naming_them(eval_model: 
     assert not any(i in msg for i in present)
 
 
-def test_missing_store_suggests_ingesting_the_seeds(eval_model: Path, tmp_path: Path) -> None:
-    result = invoke("evaluate", "--model", eval_model, "--gold", GOLD, "--db", tmp_path / "none.sqlite")
+def test_missing_store_without_seeds_suggests_ingesting_the_seeds(eval_model: Path, tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    monkeypatch.setattr("pipeline.settings.shared_dir", lambda *_: tmp_path / "no-shared")  # with seeds: see
+    result = invoke("evaluate", "--model", eval_model, "--gold", GOLD, "--db", tmp_path / "none.sqlite",  # defect 11
+                    "--out", tmp_path / "r")
     assert isinstance(result.exception, UserError) and "threadstance ingest" in str(result.exception)
 
 
