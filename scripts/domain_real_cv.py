@@ -166,7 +166,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("config", type=Path)
     parser.add_argument("--name", required=True, help="Name of this recipe in the report.")
-    parser.add_argument("--folds", type=int, default=2)
+    parser.add_argument("--folds", type=int, default=5, help="5 = the url-grouped folds of folds.json")
     parser.add_argument("--jobs", type=int, default=1, help="Folds trained at once (CPU threads are split).")
     parser.add_argument("--set", action="append", default=[], help="Config override key.path=value (repeatable).")
     parser.add_argument("--models", default="models/cv", help="Where fold models go.")

@@ -15,7 +15,7 @@ def test_fixed_model_cv_scores_every_real_item_once_and_indexes_the_recipe(smoke
     out = tmp_path / "cv"
     env = {**os.environ, "THREADSTANCE_SHARED": str(shared_dir)}
     subprocess.run([sys.executable, "scripts/domain_real_cv.py", "configs/smoke.yaml", "--name", "fixed",
-                    "--folds", "3", "--fixed-model", str(smoke_model), "--set", "data.domain_real.repeat=0",
+                    "--folds", "5", "--fixed-model", str(smoke_model), "--set", "data.domain_real.repeat=0",
                     "--models", str(tmp_path / "models"), "--out", str(out)],
                    cwd=REPO, env=env, check=True, capture_output=True)
     result = json.loads((out / "fixed.json").read_text())
@@ -26,4 +26,4 @@ def test_fixed_model_cv_scores_every_real_item_once_and_indexes_the_recipe(smoke
     assert all(f["n_real_train"] == 0 for f in result["per_fold"])
     for system in ("model", "tfidf_lr", "lexicon"):
         assert 0 <= result["pooled"][system]["stance_score"] <= 1
-    assert "| fixed | 3 |" in (out / "README.md").read_text()
+    assert "| fixed | 5 |" in (out / "README.md").read_text()

@@ -340,7 +340,7 @@ def test_baselines_train_on_the_same_real_items_as_a_kfold_model(schema, shared_
     from pipeline.splits import make_splits
 
     cfg = load_config(REPO / "configs" / "smoke.yaml", [f"paths.shared={shared_dir}", "data.domain_real.use=kfold",
-                                                        "data.domain_real.folds=2", "data.domain_real.repeat=2"])
+                                                        "data.domain_real.folds=5", "data.domain_real.repeat=2"])
     recs, _ = training_records(cfg, schema)
     sp = make_splits(cfg, schema)
     assert [r["id"] for r in recs] == [r["id"] for r in sp.train]

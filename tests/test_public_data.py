@@ -50,9 +50,10 @@ def test_tweeteval_stance_uses_the_folder_as_topic(shared_dir: Path) -> None:
     assert set(ds["stance"]) <= {"favor", "against", "none"}
 
 
-def test_domain_real_has_145_records_with_codebook_labels(shared_dir: Path) -> None:
+def test_domain_real_v2_has_563_records_with_codebook_labels_and_urls(shared_dir: Path) -> None:
     rows = load_domain_real(shared_dir)
-    assert len(rows) == 145
+    assert len(rows) == 563 == len({r["id"] for r in rows})
+    assert all(r["url"] for r in rows)
     assert {r["sentiment"] for r in rows} == {"negative", "neutral", "positive"}
     assert set(rows[0]["stance"]) == {"blame_management", "funding", "nqsw_access", "ofsted"}
 
