@@ -6,7 +6,7 @@ Classifies the same items several ways in one process and reports items/s:
 * ``naive`` — what a first script does: batches in file order, each tokenised on its own and padded to
   the longest text of the batch (truncated at ``max_length``; one long text pads the whole batch),
   ``torch.no_grad``, then per-item argmax into dicts;
-* ``Predictor, same batches`` — :class:`pipeline.predict.Predictor` with the naive batch size: one
+* ``Predictor, same batches`` — :class:`pipeline.inference.predict.Predictor` with the naive batch size: one
   fast-tokenizer call for all texts, sorted by length, padded per batch, ``torch.inference_mode``;
 * ``Predictor`` — the same with the project defaults of ``threadstance predict`` / ``reclassify``
   (up to 32 texts and 8,192 padded word pieces per batch);
@@ -42,13 +42,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from pipeline.config.settings import shared_dir  # noqa: E402
 from pipeline.hardware import cpu_name  # noqa: E402
-from pipeline.predict import ONNX_FILES, Predictor  # noqa: E402
-from pipeline.settings import shared_dir  # noqa: E402
+from pipeline.inference.predict import ONNX_FILES, Predictor  # noqa: E402
 
 
 def load_items(n: int, seeds: Path, corpus_glob: str) -> tuple[list[str], dict[str, int]]:
-    from pipeline.ingest.runner import parse_file
+    from pipeline.ingest.parse import parse_file
 
     seed_texts = []
     for path in sorted(seeds.glob("*.txt")):
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> str:
     threads = torch.get_num_threads()
     model_dir = Path(args.model)
     if args.export:
-        from pipeline.onnx_export import export_onnx
+        from pipeline.inference.onnx_export import export_onnx
 
         export_onnx(model_dir, "int8")
     texts, sources = load_items(args.items, Path(args.seeds) if args.seeds else shared_dir() / "seeds", args.corpus)

@@ -4,7 +4,7 @@
 Generates N threads in the text-dump format of ``../shared/seeds`` (title, standfirst, furniture
 lines, body paragraphs with sub-headings and bullet lists, "N Responses to TITLE", numbered comments and
 "•" replies up to two levels deep; sizes drawn at random from a fixed seed), writes one file per thread,
-then ingests them into a fresh SQLite store file by file with :func:`pipeline.ingest.runner.ingest_file`
+then ingests them into a fresh SQLite store file by file with :func:`pipeline.store.load.ingest_file`
 (read, decode, detect, parse, one transaction per file: what ``threadstance ingest`` does), and reports
 threads/s, items/s and peak memory. A second pass over the same files measures the idempotent
 re-ingest (nothing written).
@@ -32,8 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.ingest.runner import ingest_file  # noqa: E402
-from pipeline.store import Store  # noqa: E402
+from pipeline.store.db import Store  # noqa: E402
+from pipeline.store.load import ingest_file  # noqa: E402
 
 WORDS = ("social workers caseloads council inspection children families managers supervision agency "
          "recruitment retention budget report ofsted review practice frontline team duty assessment "

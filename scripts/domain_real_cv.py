@@ -34,10 +34,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipeline.baselines import LexiconBaseline, TfidfLogRegBaseline, record_labels, training_records  # noqa: E402
-from pipeline.config import load_config  # noqa: E402
+from pipeline.config.run import load_config  # noqa: E402
+from pipeline.data.splits import make_splits  # noqa: E402
+from pipeline.evaluation.baselines import (  # noqa: E402
+    LexiconBaseline,
+    TfidfLogRegBaseline,
+    record_labels,
+    training_records,
+)
 from pipeline.metrics import headline_scores  # noqa: E402
-from pipeline.splits import make_splits  # noqa: E402
 
 
 def fold_threads(args: argparse.Namespace) -> int:
@@ -94,7 +99,7 @@ def score(records: list[dict], pred: dict[str, list[str]], schema) -> dict:  # n
 
 
 def evaluate(args: argparse.Namespace, seconds: dict[int, float | None]) -> dict:
-    from pipeline.predict import Predictor
+    from pipeline.inference.predict import Predictor
 
     threads = fold_threads(args)
     systems = ("model", "tfidf_lr", "lexicon")

@@ -26,11 +26,11 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipeline.base_models import resolve_base_model  # noqa: E402
-from pipeline.corpus import load_corpus  # noqa: E402
-from pipeline.encoding import InputSpec, encode_texts  # noqa: E402
-from pipeline.public_data import load_domain_real, load_domain_real_folds  # noqa: E402
-from pipeline.schema import load_schema  # noqa: E402
+from pipeline.config.schema import load_schema  # noqa: E402
+from pipeline.data.corpus import load_corpus  # noqa: E402
+from pipeline.data.public_data import load_domain_real, load_domain_real_folds  # noqa: E402
+from pipeline.modeling.base_models import resolve_base_model  # noqa: E402
+from pipeline.modeling.encoding import InputSpec, encode_texts  # noqa: E402
 
 CACHE = REPO / "work" / "study" / "mpnet_states.pt"
 OUT = REPO / "reports" / "recipes"
@@ -58,8 +58,8 @@ def load_data(shared: str | None) -> tuple[list[dict], list[dict], dict[str, int
 def cmd_cache(args: argparse.Namespace) -> None:
     from transformers import AutoModel, AutoTokenizer
 
-    from pipeline.layerwise import lower_states, pad_states, run_top
-    from pipeline.modeling import mean_pool
+    from pipeline.modeling.layerwise import lower_states, pad_states, run_top
+    from pipeline.modeling.model import mean_pool
 
     real, corpus, _ = load_data(args.shared)
     path = resolve_base_model("mpnet")
@@ -79,7 +79,7 @@ def cmd_cache(args: argparse.Namespace) -> None:
         for i in range(0, len(ids), 32):
             idx = order[i: i + 32]
             h, m = pad_states([s8[j] for j in idx])
-            from pipeline.layerwise import _run_layers
+            from pipeline.modeling.layerwise import _run_layers
             h10 = _run_layers(enc, h, m, 8, 10)
             top = run_top(enc, h10, m, 10)
             p = mean_pool(top.float(), m).numpy()
@@ -131,8 +131,8 @@ def run_fold_lr(recipe: dict, X: np.ndarray, y: dict[str, np.ndarray], train_idx
 
 def run_fold_top(recipe: dict, states: list, y: dict[str, np.ndarray], train_idx: np.ndarray, test_idx: np.ndarray,
                  schema, seed: int, bf16: bool) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
-    from pipeline.layerwise import fit_top, logits_top
-    from pipeline.modeling import MultiTaskModel
+    from pipeline.modeling.layerwise import fit_top, logits_top
+    from pipeline.modeling.model import MultiTaskModel
 
     torch.manual_seed(seed)
     model, _ = MultiTaskModel.from_base("mpnet", schema.sentiment_classes, schema.stance_classes,
@@ -198,8 +198,8 @@ def softmax(x: np.ndarray, t: float = 1.0) -> np.ndarray:
 def score(result: dict, real: list[dict], folds: dict[str, int], schema) -> dict:  # noqa: ANN001
     """Pooled and per-fold scores of one recipe's out-of-fold logits; sentiment ECE before and after a
     temperature fitted out of fold (for each fold, on the other four folds' out-of-fold logits)."""
-    from pipeline.calibration import fit_temperature
     from pipeline.metrics import expected_calibration_error, headline_scores
+    from pipeline.training.calibration import fit_temperature
 
     recs = [r for r in real if r["id"] in result["oof"]]
     sent = np.array([result["oof"][r["id"]]["sentiment"] for r in recs])

@@ -32,8 +32,8 @@ def seeds_dir(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def smoke_model(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Path:
     """A model trained once per test session with configs/smoke.yaml (≈15 s on 2 cores)."""
-    from pipeline.config import load_config
-    from pipeline.trainer import train
+    from pipeline.config.run import load_config
+    from pipeline.training.loop import train
 
     out = tmp_path_factory.mktemp("models")
     cwd = os.getcwd()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.agreement import compare_labels, disputed_fields, expected_agreement, field_agreement
-from pipeline.labels import LabelRecord, write_labels
-from pipeline.schema import load_schema
+from pipeline.config.schema import load_schema
+from pipeline.data.labels import LabelRecord, write_labels
+from pipeline.evaluation.agreement import compare_labels, disputed_fields, expected_agreement, field_agreement
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = load_schema(REPO / "configs" / "labels.yaml")

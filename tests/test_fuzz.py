@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.ingest.reader import decode_bytes
-from pipeline.ingest.runner import ingest_file
-from pipeline.store import Store
+from pipeline.store.db import Store
+from pipeline.store.load import ingest_file
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                       HealthCheck.too_slow])

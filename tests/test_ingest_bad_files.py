@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli.main import app
-from pipeline.store import Store
+from pipeline.store.db import Store
 
 GOOD_TEXT = """Council pilots a duty rota for newly qualified staff
 

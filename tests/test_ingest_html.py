@@ -8,8 +8,8 @@ import pytest
 from pipeline.errors import ParseError
 from pipeline.ingest.html import parse_html
 from pipeline.ingest.model import Thread
-from pipeline.ingest.runner import ingest_file
-from pipeline.store import Store
+from pipeline.store.db import Store
+from pipeline.store.load import ingest_file
 
 
 def _parse(fixtures_dir: Path, name: str) -> Thread:

@@ -7,8 +7,8 @@ import pytest
 
 from pipeline.errors import ParseError
 from pipeline.ingest.jsonl import parse_jsonl
-from pipeline.ingest.runner import ingest_file
-from pipeline.store import Store
+from pipeline.store.db import Store
+from pipeline.store.load import ingest_file
 
 THREAD = "example-news.org/2023/05/09/council-freezes-agency-pay-rates"
 

@@ -13,7 +13,7 @@ from pipeline.ingest.html import parse_html
 from pipeline.ingest.jsonl import parse_jsonl
 from pipeline.ingest.model import Thread
 from pipeline.ingest.textdump import parse_text
-from pipeline.store import Store
+from pipeline.store.db import Store
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

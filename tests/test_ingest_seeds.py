@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.ingest.model import Thread
-from pipeline.ingest.runner import parse_file
+from pipeline.ingest.parse import parse_file
 
 FURNITURE_STARTS = ("Picture:", "Photo:", "Source:", "Cookie Consent", "Connecting to LinkedIn", "Social Care Logo",
                     "News & Social Media", "More from Community Care", "Social Work Watch", "Take part in our survey",

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import UserError
-from pipeline.ingest.runner import ingest_file, ingest_paths, parse_file
-from pipeline.store import Store
+from pipeline.ingest.parse import parse_file
+from pipeline.store.db import Store
+from pipeline.store.load import ingest_file, ingest_paths
 
 
 def _snapshot(store: Store) -> dict[str, list[tuple]]:

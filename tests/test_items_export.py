@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from pipeline.cli.items_cmd import EXPORT_COLUMNS
 from pipeline.cli.main import app
-from pipeline.ingest.runner import ingest_paths
-from pipeline.store import Store
+from pipeline.store.db import Store
+from pipeline.store.load import ingest_paths
 
 CC = "communitycare.co.uk/2019/03/14/council-trials-caseload-cap-newly-qualified-social-workers"
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.agreement import disputed_fields
+from pipeline.config.schema import load_schema
+from pipeline.data.labels import check_label_file, read_labels
 from pipeline.errors import UserError
-from pipeline.ingest.runner import ingest_paths
-from pipeline.labels import check_label_file, read_labels
-from pipeline.schema import load_schema
-from pipeline.store import Store
+from pipeline.evaluation.agreement import disputed_fields
+from pipeline.store.db import Store
+from pipeline.store.load import ingest_paths
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = REPO / "configs" / "labels.yaml"

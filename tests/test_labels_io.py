@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.labels import (
+from pipeline.config.schema import load_schema
+from pipeline.data.labels import (
     LabelRecord,
     append_label,
     check_label_file,
@@ -18,7 +19,6 @@ from pipeline.labels import (
     remove_last_label,
     write_labels,
 )
-from pipeline.schema import load_schema
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = load_schema(REPO / "configs" / "labels.yaml")

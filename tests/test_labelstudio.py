@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.annotation.labelstudio import import_export, make_config, make_tasks, read_export
+from pipeline.config.schema import load_schema
+from pipeline.data.labels import LabelRecord, check_label_file, read_labels
+from pipeline.data.selection import select_items
 from pipeline.errors import UserError
-from pipeline.ingest.runner import ingest_paths
-from pipeline.labels import LabelRecord, check_label_file, read_labels
-from pipeline.labelstudio import import_export, make_config, make_tasks, read_export
-from pipeline.schema import load_schema
-from pipeline.selection import select_items
-from pipeline.store import Store
+from pipeline.store.db import Store
+from pipeline.store.load import ingest_paths
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = REPO / "configs" / "labels.yaml"

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.base_models import resolve_base_model
-from pipeline.config import load_config
-from pipeline.layerwise import lower_states, pad_states, run_top
-from pipeline.modeling import MultiTaskModel, mean_pool
-from pipeline.predict import Predictor
-from pipeline.trainer import train
+from pipeline.config.run import load_config
+from pipeline.inference.predict import Predictor
+from pipeline.modeling.base_models import resolve_base_model
+from pipeline.modeling.layerwise import lower_states, pad_states, run_top
+from pipeline.modeling.model import MultiTaskModel, mean_pool
+from pipeline.training.loop import train
 
 REPO = Path(__file__).resolve().parent.parent
 TEXTS = ["Managers dish out unmanageable caseloads and then blame us.", "Ofsted were fair.",

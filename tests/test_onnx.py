@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.classify import items_from_threads
 from pipeline.cli.main import app
 from pipeline.errors import UserError
-from pipeline.ingest.runner import parse_file
-from pipeline.predict import Predictor
+from pipeline.inference.classify import items_from_threads
+from pipeline.inference.predict import Predictor
+from pipeline.ingest.parse import parse_file
 
 
 @pytest.fixture(scope="module")

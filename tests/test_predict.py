@@ -11,13 +11,18 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from pipeline.classify import classify_items, items_from_lines, items_from_threads, prediction_record
 from pipeline.cli.main import app
 from pipeline.cli.predict_cmd import render_tables
-from pipeline.encoding import InputSpec
 from pipeline.errors import UserError
-from pipeline.ingest.runner import parse_file
-from pipeline.predict import Prediction, Predictor, batch_bounds
+from pipeline.inference.classify import (
+    classify_items,
+    items_from_lines,
+    items_from_threads,
+    prediction_record,
+)
+from pipeline.inference.predict import Prediction, Predictor, batch_bounds
+from pipeline.ingest.parse import parse_file
+from pipeline.modeling.encoding import InputSpec
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TARGETS = ["blame_management", "funding", "nqsw_access", "ofsted"]
@@ -184,7 +189,7 @@ def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16(smoke_model: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from pipeline import predict as predict_mod
+    from pipeline.inference import predict as predict_mod
 
     cpu = torch.device("cpu")
     for native, expected in ((True, "bf16"), (False, "fp32")):

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import UserError
-from pipeline.public_data import (
+from pipeline.data.public_data import (
     load_domain_real,
     load_tweeteval_sentiment,
     load_tweeteval_stance,
     load_vast,
 )
+from pipeline.errors import UserError
 
 
 def test_vast_rows_are_topic_text_pairs_with_project_stance_labels(shared_dir: Path) -> None:

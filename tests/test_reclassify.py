@@ -18,8 +18,8 @@ import yaml
 from typer.testing import CliRunner
 
 from pipeline.cli.main import app
-from pipeline.ingest.runner import parse_file
-from pipeline.schedule import BATCH_DELAY_ENV, EX_TEMPFAIL, RunLog, load_schedule, run_reclassify
+from pipeline.ingest.parse import parse_file
+from pipeline.jobs.schedule import BATCH_DELAY_ENV, EX_TEMPFAIL, RunLog, load_schedule, run_reclassify
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -9,7 +9,7 @@ import yaml
 from typer.testing import CliRunner
 
 from pipeline.cli.main import app
-from pipeline.store import Store
+from pipeline.store.db import Store
 
 FIXTURE = Path(__file__).parent / "fixtures" / "jsonl" / "comments.jsonl"
 
@@ -64,7 +64,7 @@ def test_edited_comment_is_reclassified_and_old_prediction_kept_as_history(tmp_p
 
 
 def test_schema_v1_store_migrates_predictions_to_their_revision(tmp_path):
-    from pipeline.store import MIGRATIONS
+    from pipeline.store.db import MIGRATIONS
 
     path = tmp_path / "old.sqlite"
     conn = sqlite3.connect(path)

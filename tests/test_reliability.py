@@ -60,8 +60,8 @@ The first body paragraph, with a café in it.
 
 
 def _ingest(store_path, *paths):
-    from pipeline.ingest.runner import ingest_file
-    from pipeline.store import Store
+    from pipeline.store.db import Store
+    from pipeline.store.load import ingest_file
 
     with Store(store_path) as store:
         return [ingest_file(store, p) for p in paths]
@@ -80,7 +80,7 @@ def test_cut_final_utf8_character_is_read_as_utf8_with_offset_reported(tmp_path)
     assert damaged.ok and damaged.encoding == "utf-8"
     assert any(f"byte offset {len(data) - 4}" in w and str(broken) in w for w in damaged.warnings), damaged.warnings
     assert damaged.thread_ids == ok.thread_ids  # the thread id does not depend on the damage
-    from pipeline.store import Store
+    from pipeline.store.db import Store
 
     with Store(tmp_path / "s2.sqlite") as store:
         texts = [r["text"] for r in store.conn.execute("SELECT text FROM items")]
@@ -122,7 +122,7 @@ def test_parser_crash_skips_only_that_file(tmp_path, name, content):
 def test_unreadable_file_and_store_failure_skip_the_file_and_roll_back(tmp_path, monkeypatch):
     import sqlite3
 
-    from pipeline.store import Store
+    from pipeline.store.db import Store
 
     good = tmp_path / "good.txt"
     good.write_text(DUMP, encoding="utf-8")
@@ -159,8 +159,8 @@ def test_unreadable_file_and_store_failure_skip_the_file_and_roll_back(tmp_path,
 
 
 def test_read_only_store_is_a_clear_one_line_error(tmp_path):
-    from pipeline.ingest.runner import ingest_file
-    from pipeline.store import Store
+    from pipeline.store.db import Store
+    from pipeline.store.load import ingest_file
 
     good = tmp_path / "good.txt"
     good.write_text(DUMP, encoding="utf-8")
@@ -175,7 +175,7 @@ def test_read_only_store_is_a_clear_one_line_error(tmp_path):
 def test_run_name_that_is_not_a_plain_folder_name_is_a_config_error(tmp_path, name):
     import yaml
 
-    from pipeline.config import load_config
+    from pipeline.config.run import load_config
     from pipeline.errors import ConfigError
 
     path = tmp_path / "c.yaml"
@@ -193,7 +193,7 @@ def test_run_name_dotdot_via_set_exits_2(tmp_path, monkeypatch, capsys):
 def test_evaluate_report_folder_never_comes_from_metrics_json(tmp_path):
     import json
 
-    from pipeline.evaluation import default_report_dir
+    from pipeline.evaluation.evaluate import default_report_dir
 
     model = tmp_path / "models" / "mine"
     model.mkdir(parents=True)
@@ -277,7 +277,7 @@ def test_nul_byte_after_the_first_8kb_refuses_the_file_with_its_offset(tmp_path)
     (res,) = _ingest(tmp_path / "s.sqlite", bad)
     nul_at = data.index(bytes(1))
     assert not res.ok and f"offset {nul_at}" in res.error
-    from pipeline.store import Store
+    from pipeline.store.db import Store
 
     with Store(tmp_path / "s.sqlite") as store:
         assert store.conn.execute("SELECT COUNT(*) FROM items WHERE instr(text, char(0)) > 0").fetchone()[0] == 0
@@ -309,8 +309,8 @@ def test_predict_stdin_with_bad_jsonl_is_one_line_exit_1(monkeypatch, capsys, tm
 
 # ---- defect 11: evaluate on a fresh checkout -------------------------------------------------------
 def test_eval_set_on_a_fresh_store_ingests_the_seeds_first(tmp_path, seeds_dir):
-    from pipeline.evaluation import load_eval_set, read_gold
-    from pipeline.schema import load_schema
+    from pipeline.config.schema import load_schema
+    from pipeline.evaluation.evaluate import load_eval_set, read_gold
 
     schema = load_schema("configs/labels.yaml")
     gold = read_gold("data/gold/gold.jsonl", schema)

@@ -5,15 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_config
+from pipeline.config.run import load_config
+from pipeline.data.splits import make_splits
 from pipeline.errors import ConfigError
-from pipeline.splits import make_splits
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def _n_real(shared_dir: Path) -> int:
-    from pipeline.public_data import load_domain_real
+    from pipeline.data.public_data import load_domain_real
 
     return len(load_domain_real(shared_dir))
 
@@ -76,7 +76,7 @@ def test_real_only_recipe_has_no_corpus(shared_dir: Path) -> None:
 
 
 def test_domain_real_folds_are_grouped_by_url(shared_dir) -> None:  # noqa: ANN001
-    from pipeline.public_data import load_domain_real, load_domain_real_folds
+    from pipeline.data.public_data import load_domain_real, load_domain_real_folds
 
     real = load_domain_real(shared_dir)
     folds = load_domain_real_folds(shared_dir)
@@ -88,9 +88,9 @@ def test_domain_real_folds_are_grouped_by_url(shared_dir) -> None:  # noqa: ANN0
 
 
 def test_kfold_uses_the_fixed_url_grouped_folds(shared_dir) -> None:  # noqa: ANN001
-    from pipeline.config import load_config
-    from pipeline.public_data import load_domain_real_folds
-    from pipeline.splits import make_splits
+    from pipeline.config.run import load_config
+    from pipeline.data.public_data import load_domain_real_folds
+    from pipeline.data.splits import make_splits
 
     folds = load_domain_real_folds(shared_dir)
     seen: set[str] = set()

@@ -5,11 +5,11 @@ import json
 import os
 from pathlib import Path
 
-from pipeline.config import load_config
-from pipeline.encoding import InputSpec, encode_texts
-from pipeline.modeling import MultiTaskModel
-from pipeline.predict import Predictor
-from pipeline.trainer import train
+from pipeline.config.run import load_config
+from pipeline.inference.predict import Predictor
+from pipeline.modeling.encoding import InputSpec, encode_texts
+from pipeline.modeling.model import MultiTaskModel
+from pipeline.training.loop import train
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -9,11 +9,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.agreement import AgreementReport, compare_labels
 from pipeline.cli.common import console, err_console
+from pipeline.config.schema import DEFAULT_SCHEMA_PATH, load_schema
+from pipeline.data.labels import read_labels, write_text_atomic
 from pipeline.errors import UserError
-from pipeline.labels import read_labels, write_text_atomic
-from pipeline.schema import DEFAULT_SCHEMA_PATH, load_schema
+from pipeline.evaluation.agreement import AgreementReport, compare_labels
 
 
 def agreement(

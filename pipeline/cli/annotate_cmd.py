@@ -11,10 +11,10 @@ from rich.panel import Panel
 from rich.prompt import Prompt
 from rich.text import Text
 
-from pipeline.annotate import AnnotationSession, Progress, run_annotation
+from pipeline.annotation.annotate import AnnotationSession, Progress, run_annotation
 from pipeline.cli.common import console
-from pipeline.schema import DEFAULT_SCHEMA_PATH, LabelSchema, load_schema
-from pipeline.selection import ItemContext, open_existing_store, parse_filters, select_items
+from pipeline.config.schema import DEFAULT_SCHEMA_PATH, LabelSchema, load_schema
+from pipeline.data.selection import ItemContext, open_existing_store, parse_filters, select_items
 
 
 def annotate(

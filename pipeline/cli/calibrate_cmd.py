@@ -17,12 +17,12 @@ def calibrate(
     shared: Annotated[Path | None, typer.Option("--shared", help="Shared data folder (default ../shared).")] = None,
 ) -> None:
     """Fit decision biases (none-class offset per target, sentiment offsets) on a dev set; never on gold."""
-    from pipeline.calibration import calibrate_model_dir
-    from pipeline.corpus import load_corpus
-    from pipeline.model_card import write_model_card
-    from pipeline.public_data import load_domain_real
-    from pipeline.schema import load_schema
-    from pipeline.trainer import model_version
+    from pipeline.config.schema import load_schema
+    from pipeline.data.corpus import load_corpus
+    from pipeline.data.public_data import load_domain_real
+    from pipeline.modeling.card import write_model_card
+    from pipeline.training.calibration import calibrate_model_dir
+    from pipeline.training.loop import model_version
 
     schema = load_schema(model / "labels.yaml")
     if dev == "domain_real":

@@ -7,7 +7,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from pipeline.settings import DEFAULT_DB
+from pipeline.config.settings import DEFAULT_DB
 
 console = Console()
 err_console = Console(stderr=True)

@@ -10,8 +10,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import console
-from pipeline.config import load_config
-from pipeline.settings import DEFAULT_DB
+from pipeline.config.run import load_config
+from pipeline.config.settings import DEFAULT_DB
 
 app = typer.Typer(help="Training data checks.", no_args_is_help=True)
 
@@ -25,7 +25,7 @@ def stats(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON.")] = None,
 ) -> None:
     """Validate all data CONFIG names; print label distributions, lengths, overlaps and duplicates."""
-    from pipeline.data_stats import describe
+    from pipeline.data.stats import describe
 
     cfg = load_config(config, overrides)
     report = describe(cfg, db, threshold)

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from pipeline.cli.common import console, err_console
-from pipeline.settings import DEFAULT_MODELS
+from pipeline.config.settings import DEFAULT_MODELS
 
 app = typer.Typer(help="Export a trained model for other runtimes.", no_args_is_help=True)
 
@@ -23,7 +23,7 @@ def onnx(
     """Write model.onnx (and model.int8.onnx) into the model directory; use them with --backend onnx|onnx-int8."""
     from transformers.utils import logging as hf_logging
 
-    from pipeline.onnx_export import export_onnx
+    from pipeline.inference.onnx_export import export_onnx
 
     hf_logging.disable_progress_bar()
     result = export_onnx(model, quantize, exporter)

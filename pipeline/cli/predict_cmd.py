@@ -10,8 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from pipeline.cli.common import check_device, err_console
+from pipeline.config.settings import DEFAULT_MODELS
 from pipeline.errors import UserError
-from pipeline.settings import DEFAULT_MODELS
 
 FORMATS = ("table", "jsonl", "csv")
 SENTIMENT_STYLE = {"negative": "red", "neutral": "yellow", "positive": "green"}
@@ -39,13 +39,13 @@ def predict(
     """Classify new thread files (or stdin lines): sentiment and per-target stance with probabilities."""
     from rich.markup import escape
 
-    from pipeline.classify import (
+    from pipeline.inference.classify import (
         classify_items,
         flat_record,
         items_from_threads,
         prediction_record,
     )
-    from pipeline.ingest.runner import expand_paths, parse_file
+    from pipeline.ingest.parse import expand_paths, parse_file
 
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: choose table, jsonl or csv")
@@ -113,14 +113,14 @@ def classify_with_progress(predictor: Any, items: list[dict[str, Any]], classify
 def items_from_stdin(stream: Any, input_format: str = "auto") -> list[dict[str, Any]]:
     """Items from stdin: one text per line (``auto``), or a whole JSONL / HTML / text dump when
     ``--input-format`` names one (issue 15: the JSON line itself used to be classified)."""
-    from pipeline.classify import items_from_lines, items_from_threads
+    from pipeline.inference.classify import items_from_lines, items_from_threads
 
     if input_format == "auto":
         return items_from_lines(stream)
     import hashlib
 
+    from pipeline.ingest.parse import parse_raw
     from pipeline.ingest.reader import RawInput
-    from pipeline.ingest.runner import parse_raw
 
     text = stream.read()
     if not text.strip():
@@ -134,7 +134,7 @@ def load_predictor(model: Path, device: str, batch_size: int, backend: str, thre
     """A Predictor with the library chatter (weight-loading bars, tokenizer length notes) silenced."""
     from transformers.utils import logging as hf_logging
 
-    from pipeline.predict import Predictor
+    from pipeline.inference.predict import Predictor
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()

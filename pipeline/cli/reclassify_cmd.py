@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from pipeline.cli.common import DbOption, check_device, console, err_console
 from pipeline.errors import UserError
-from pipeline.schedule import DEFAULT_CONFIG, EX_TEMPFAIL, JOB
+from pipeline.jobs.schedule import DEFAULT_CONFIG, EX_TEMPFAIL, JOB
 
 EXIT_PARTIAL = 1  # README contract: 1 = some input failed, the rest was processed
 STATUS_STYLE = {"ok": "green", "partial": "yellow", "failed": "bold red", "killed": "red", "running": "cyan"}
@@ -38,7 +38,7 @@ def reclassify(
     `threadstance runs`), 2 bad config, 75 another run holds the lock (try again later). Cron and systemd
     examples: docs/scheduling.md.
     """
-    from pipeline.schedule import LockHeld, RunLock, RunLog, load_schedule, plan_dry_run, run_reclassify
+    from pipeline.jobs.schedule import LockHeld, RunLock, RunLog, load_schedule, plan_dry_run, run_reclassify
 
     cfg = load_schedule(config, overrides)
     check_device(cfg.device, f"{config} [device]")
@@ -128,12 +128,12 @@ def runs(
 
     from rich.table import Table
 
-    from pipeline.store import Store
+    from pipeline.store.db import Store
 
     if fmt not in ("table", "jsonl"):
         raise UserError(f"--format {fmt!r}: choose table or jsonl")
     if config is not None:
-        from pipeline.schedule import load_schedule
+        from pipeline.jobs.schedule import load_schedule
 
         db = Path(load_schedule(config).store)
     if not Path(db).is_file():

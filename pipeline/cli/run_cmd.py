@@ -22,15 +22,15 @@ def run(
 
     Exits with code 3 (after writing everything) when a gold score is below evaluation.min_scores.
     """
-    from pipeline import trainer
     from pipeline.cli.evaluate_cmd import exit_on_min_scores, print_gold_summary
     from pipeline.cli.ingest_cmd import print_report
-    from pipeline.config import load_config
+    from pipeline.config.run import load_config
+    from pipeline.config.settings import shared_dir
     from pipeline.errors import UserError
-    from pipeline.evaluation import evaluate, load_eval_set, read_gold, validate_min_scores
-    from pipeline.ingest.runner import ingest_paths
-    from pipeline.settings import shared_dir
-    from pipeline.store import Store
+    from pipeline.evaluation.evaluate import evaluate, load_eval_set, read_gold, validate_min_scores
+    from pipeline.store.db import Store
+    from pipeline.store.load import ingest_paths
+    from pipeline.training import loop as trainer
 
     cfg = load_config(config, overrides)
     check_device(cfg.training.device, f"{config} [training.device]")

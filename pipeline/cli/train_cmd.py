@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import check_device, console
-from pipeline.config import load_config
+from pipeline.config.run import load_config
 
 
 def train(
@@ -19,7 +19,7 @@ def train(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
     """Train the sentiment + per-target stance model described by CONFIG."""
-    from pipeline.trainer import train as run_training
+    from pipeline.training.loop import train as run_training
 
     cfg = load_config(config, overrides)
     check_device(cfg.training.device, f"{config} [training.device]")

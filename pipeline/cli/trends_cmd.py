@@ -23,8 +23,8 @@ def trends(
     """Sentiment and stance shares per month (items dated by posted_at, else by their thread's date)."""
     from rich.table import Table
 
-    from pipeline.store import Store
-    from pipeline.trends import PERIODS, label_shares, plot_shares
+    from pipeline.reporting.trends import PERIODS, label_shares, plot_shares
+    from pipeline.store.db import Store
 
     if by not in PERIODS:
         raise UserError(f"--by {by!r}: choose {' or '.join(PERIODS)}")

@@ -1,0 +1,1 @@
+"""Gold-set annotation: the terminal annotator and Label Studio import/export."""

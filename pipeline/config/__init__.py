@@ -1,0 +1,1 @@
+"""Run configuration, label schema and default paths."""

@@ -1,0 +1,1 @@
+"""Evaluation on the gold set: scoring with bootstrap intervals, baselines, annotator agreement."""

@@ -1,0 +1,1 @@
+"""Inference: the Predictor (torch / ONNX), classifying items, ONNX export."""

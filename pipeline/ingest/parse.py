@@ -1,0 +1,48 @@
+"""Ingest stage: read and parse input files into threads of items (writing them is :mod:`pipeline.store.load`)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.errors import UserError
+from pipeline.ingest.model import Thread
+from pipeline.ingest.reader import FORMATS, RawInput, detect_format, read_input
+
+
+def parse_raw(raw: RawInput, fmt: str = "auto") -> list[Thread]:
+    """Parse a decoded file in the given format (``auto`` detects it)."""
+    fmt = detect_format(raw) if fmt == "auto" else fmt
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format {fmt!r}; choose one of auto, {', '.join(FORMATS)}", raw.path)
+    if fmt == "text":
+        from pipeline.ingest.textdump import parse_text
+
+        return [parse_text(raw.text, raw.path)]
+    if fmt == "html":
+        from pipeline.ingest.html import parse_html
+
+        return parse_html(raw.text, raw.path)
+    from pipeline.ingest.jsonl import parse_jsonl
+
+    return parse_jsonl(raw.text, raw.path)
+
+
+def parse_file(path: str | Path, fmt: str = "auto") -> tuple[RawInput, list[Thread]]:
+    raw = read_input(path)
+    return raw, parse_raw(raw, fmt)
+
+
+def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
+    """Files as given; folders expand to their files (sorted, hidden ones skipped)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        try:
+            is_dir = p.is_dir()
+        except OSError:  # e.g. a name too long: reading it fails later with a clear per-file error
+            is_dir = False
+        if is_dir:
+            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")
+                              and f.suffix.lower() != ".md"))
+        else:
+            out.append(p)
+    return out

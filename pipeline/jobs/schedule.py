@@ -1,0 +1,477 @@
+"""The scheduled job: ingest an inbox, classify what the current model has not seen, export a snapshot.
+
+One :func:`run_reclassify` call is one run, safe to start from cron or a systemd timer:
+
+* a non-blocking ``fcntl.flock`` on ``lock_file`` admits one run at a time (the CLI exits 75 otherwise);
+* inbox files are ingested one transaction each, then moved to ``processed/``; a file that cannot be
+  parsed goes to ``quarantine/`` with ``<name>.error.txt`` beside it and the rest carry on;
+* every item without a prediction from the model's ``model_version`` is classified, shortest texts
+  first, one transaction per batch with ``INSERT OR IGNORE`` on (item_id, model_version): a run killed at
+  any point loses at most the batch in flight, and the next run classifies exactly what is missing;
+  predictions of other model versions are never touched;
+* ``export/predictions.parquet`` and ``.csv`` (items joined with the current model's predictions) are
+  replaced atomically;
+* the run is recorded in the ``runs`` table (``running`` → ``ok`` / ``partial`` / ``failed``; a run
+  found still ``running`` by the next one is marked ``killed``), and every step is appended to
+  ``log_file`` as timestamped lines.
+
+Relative paths in the config are relative to the working directory (run from the repository root).
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline.config.schema import format_validation_error, load_yaml
+from pipeline.errors import ConfigError, UserError
+
+JOB = "reclassify"
+EX_TEMPFAIL = 75  # sysexits.h: temporary failure, try again later (another run holds the lock)
+DEFAULT_CONFIG = Path("configs/schedule.yaml")
+EXPORT_NAME = "predictions"
+LOG_EVERY_BATCHES = 20  # a progress line (items done, rate, ETA) at least every this many batches
+BATCH_DELAY_ENV = "THREADSTANCE_BATCH_DELAY"  # test hook: seconds to sleep after each committed batch
+
+
+class ScheduleConfig(BaseModel):
+    """``configs/schedule.yaml``: where the scheduled job reads, writes and logs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inbox: str = Field("work/inbox", description="Folder new thread files are dropped into (any ingest format).")
+    processed: str = Field("work/processed", description="Ingested inbox files are moved here.")
+    quarantine: str = Field("work/quarantine", description="Files that failed to parse, each with .error.txt.")
+    store: str = Field("work/threadstance.sqlite", description="The SQLite store.")
+    model: str = Field("models/default", description="Model directory; its model_version keys the predictions.")
+    export: str = Field("work/export", description="Folder that receives predictions.parquet and .csv.")
+    batch_size: int = Field(32, ge=1, le=4096, description="At most this many items per model call and per "
+                            "committed transaction.")
+    max_batch_tokens: int = Field(8192, ge=16, description="At most this many padded word pieces per model call.")
+    lock_file: str = Field("work/reclassify.lock", description="flock()ed for the whole run.")
+    log_file: str = Field("work/reclassify.log", description="Appended with timestamped lines.")
+    backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
+    num_threads: int | None = Field(None, ge=1, description="CPU threads for the model; null = library default.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="bf16: bfloat16 autocast of the torch model on CPU (faster on CPUs with native bf16; "
+        "labels may differ on near-ties); auto: bf16 where the CPU has it natively, else fp32.")
+    input_format: Literal["auto", "text", "html", "jsonl"] = "auto"
+
+
+def load_schedule(path: str | Path = DEFAULT_CONFIG, overrides: list[str] | None = None) -> ScheduleConfig:
+    """Load and validate the schedule config; ConfigError names the key and the file."""
+    from pipeline.config.run import apply_override
+
+    data = load_yaml(path)
+    for override in overrides or []:
+        apply_override(data, override, f"{path} (--set)")
+    try:
+        return ScheduleConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc), path) from exc
+
+
+# ---- lock and log ---------------------------------------------------------------------------------
+class LockHeld(Exception):
+    """Another process holds the run lock."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        self.path, self.holder = path, holder
+        super().__init__(f"another reclassify run holds the lock {path}" + (f" ({holder})" if holder else ""))
+
+
+class RunLock:
+    """An exclusive, non-blocking ``flock`` on a file, released when the process exits (even by kill -9)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise LockHeld(self.path, self.holder()) from exc
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} since {_now()}\n".encode())
+        self.fd = fd
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text(encoding="utf-8").strip()
+        except OSError:
+            return ""
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+class RunLog:
+    """Timestamped lines appended to the log file (flushed per line), echoed to a callback."""
+
+    def __init__(self, path: str | Path | None, echo: Callable[[str], None] | None = None) -> None:
+        self.path = Path(path) if path else None
+        self.echo = echo
+        self.fh = None
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def __call__(self, message: str, level: str = "info") -> None:
+        if self.fh:
+            for line in message.splitlines() or [""]:
+                self.fh.write(f"{_now()} [{os.getpid()}] {level.upper()} {line}\n")
+            self.fh.flush()
+        if self.echo:
+            self.echo(message if level == "info" else f"{level}: {message}")
+
+    def close(self) -> None:
+        if self.fh:
+            self.fh.close()
+            self.fh = None
+
+
+# ---- one run -------------------------------------------------------------------------------------
+@dataclass
+class RunSummary:
+    run_id: int | None = None
+    status: str = "running"
+    model_version: str | None = None
+    counts: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+    export_files: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class DryRunPlan:
+    model_version: str
+    ingest: list[tuple[str, str]] = field(default_factory=list)  # (path, what would happen)
+    quarantine: list[tuple[str, str]] = field(default_factory=list)  # (path, error)
+    unchanged: list[str] = field(default_factory=list)
+    items_to_classify: int = 0
+    existing_pending: int = 0
+    new_items: int = 0
+    predictions: dict[str, int] = field(default_factory=dict)
+    export: list[str] = field(default_factory=list)
+
+
+def model_version_of(model_dir: str | Path) -> str:
+    """The model_version recorded in a model directory's threadstance.json (without loading the weights)."""
+    from pipeline.modeling.model import MODEL_META
+
+    meta = Path(model_dir) / MODEL_META
+    if not meta.is_file():
+        raise UserError(f"not a threadstance model directory (no {MODEL_META}); train one with `threadstance "
+                        "train` or fix `model:` in the schedule config", model_dir)
+    return json.loads(meta.read_text(encoding="utf-8")).get("model_version", "unversioned")
+
+
+def inbox_files(cfg: ScheduleConfig) -> list[Path]:
+    """Files waiting in the inbox (hidden files, *.md, and *.part/*.tmp still being written are skipped)."""
+    from pipeline.ingest.parse import expand_paths
+
+    inbox = Path(cfg.inbox)
+    if not inbox.is_dir():
+        return []
+    return [p for p in expand_paths([inbox]) if p.suffix.lower() not in (".part", ".tmp", ".partial")]
+
+
+def _destination(folder: Path, rel: Path) -> Path:
+    """``folder/rel``, or with a timestamp suffix when a file of that name is already there."""
+    dest = folder / rel
+    if dest.exists() or dest.with_name(dest.name + ".error.txt").exists():
+        stem = time.strftime("%Y%m%dT%H%M%S")
+        dest = dest.with_name(f"{dest.stem}.{stem}{dest.suffix}")
+        n = 1
+        while dest.exists():
+            dest = dest.with_name(f"{Path(rel).stem}.{stem}-{n}{Path(rel).suffix}")
+            n += 1
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return dest
+
+
+def plan_dry_run(cfg: ScheduleConfig) -> DryRunPlan:
+    """What a run would do, reading only: files to ingest or quarantine, items to classify."""
+    from pipeline.inference.classify import items_from_threads
+    from pipeline.ingest.parse import parse_raw
+    from pipeline.ingest.reader import read_input
+    from pipeline.store.db import Store
+
+    plan = DryRunPlan(model_version=model_version_of(cfg.model))
+    store = Store.open_readonly(cfg.store) if Path(cfg.store).is_file() else None
+    try:
+        known: set[str] = store.item_ids() if store else set()
+        done: set[str] = set()
+        if store:
+            done = {row[0] for row in store.conn.execute(
+                "SELECT DISTINCT item_id FROM predictions WHERE model_version = ?", (plan.model_version,))}
+            plan.existing_pending = store.count_pending(plan.model_version)
+            plan.predictions = store.prediction_counts()
+        new_ids: set[str] = set()
+        for path in inbox_files(cfg):
+            try:
+                raw = read_input(path)
+                threads = parse_raw(raw, cfg.input_format)
+            except Exception as exc:  # noqa: BLE001 - report every failure as a quarantine
+                plan.quarantine.append((str(path), str(exc)))
+                continue
+            if store and store.source_unchanged(str(path), raw.sha256):
+                plan.unchanged.append(str(path))
+                continue
+            items = items_from_threads(threads)
+            fresh = {i["item_id"] for i in items} - known - new_ids
+            new_ids |= fresh
+            plan.ingest.append((str(path), f"{len(threads)} thread(s), {len(items)} items, {len(fresh)} new"))
+        plan.new_items = len(new_ids - done)
+        plan.items_to_classify = plan.existing_pending + plan.new_items
+    finally:
+        if store:
+            store.close()
+    plan.export = [str(Path(cfg.export) / f"{EXPORT_NAME}.{ext}") for ext in ("parquet", "csv")]
+    return plan
+
+
+def run_reclassify(cfg: ScheduleConfig, log: RunLog, store: Any = None) -> RunSummary:
+    """One run (the caller holds the lock). Records itself in ``runs``; raises after recording a failure."""
+    from pipeline.store.db import Store
+
+    own_store = store is None
+    store = store or Store(cfg.store)
+    summary = RunSummary()
+    try:
+        summary.run_id = store.start_run(JOB)
+        killed = store.mark_abandoned_runs(JOB, by_run=summary.run_id)
+        log(f"run {summary.run_id} started (store {cfg.store}, model {cfg.model}, inbox {cfg.inbox})")
+        if killed:
+            log(f"runs {', '.join(map(str, killed))} had not finished (killed or crashed): marked killed; "
+                "this run completes their work", "warning")
+        try:
+            summary.model_version = model_version_of(cfg.model)
+            store.update_run(summary.run_id, model_version=summary.model_version)
+            _ingest_inbox(cfg, store, summary, log)
+            _classify_pending(cfg, store, summary, log)
+            _export_snapshot(cfg, store, summary, log)
+        except BaseException as exc:
+            summary.status = "failed"
+            reason = ("interrupted" if isinstance(exc, KeyboardInterrupt) else
+                      str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}")
+            summary.errors.append(reason)
+            if not isinstance(exc, (UserError, KeyboardInterrupt, SystemExit)):
+                log(traceback.format_exc().rstrip(), "error")
+            log(f"run {summary.run_id} failed: {reason}", "error")
+            store.update_run(summary.run_id, status="failed", ended_at=_utc(), counts=summary.counts,
+                             errors=summary.errors)
+            raise
+        summary.status = "partial" if summary.errors else "ok"
+        store.update_run(summary.run_id, status=summary.status, ended_at=_utc(), counts=summary.counts,
+                         errors=summary.errors)
+        log(f"run {summary.run_id} {summary.status}: " + ", ".join(f"{k}={v}" for k, v in summary.counts.items()))
+        return summary
+    finally:
+        if own_store:
+            store.close()
+
+
+def _utc() -> str:
+    from pipeline.store.db import utcnow
+
+    return utcnow()
+
+
+def _ingest_inbox(cfg: ScheduleConfig, store: Any, summary: RunSummary, log: RunLog) -> None:
+    from pipeline.store.load import ingest_file
+
+    inbox, files = Path(cfg.inbox), inbox_files(cfg)
+    c = summary.counts
+    for key in ("files_ingested", "files_unchanged", "files_quarantined", "items_new", "items_updated",
+                "items_unchanged"):
+        c.setdefault(key, 0)
+    if not inbox.is_dir():
+        log(f"inbox {inbox} does not exist: nothing to ingest", "warning")
+        return
+    for path in files:
+        rel = path.relative_to(inbox)
+        try:
+            result = ingest_file(store, path, cfg.input_format)
+            error = result.error
+        except (sqlite3.Error, OSError):
+            raise  # the store or the disk, not the file: fail the run and leave the file in the inbox
+        except Exception as exc:  # noqa: BLE001 - a parser bug quarantines the file, the run goes on
+            error = f"{path}: internal error while ingesting ({type(exc).__name__}: {exc})"
+            result = None
+        if result is not None and result.ok:
+            for warning in result.warnings:
+                log(warning, "warning")
+            dest = _destination(Path(cfg.processed), rel)
+            shutil.move(str(path), dest)
+            if result.skipped_unchanged:
+                c["files_unchanged"] += 1
+                log(f"{path}: already ingested with the same content → {dest}")
+            else:
+                c["files_ingested"] += 1
+                c["items_new"] += result.counts.new
+                c["items_updated"] += result.counts.updated
+                c["items_unchanged"] += result.counts.unchanged
+                log(f"{path}: {result.counts.threads} thread(s), {result.counts.new} new, {result.counts.updated} "
+                    f"updated, {result.counts.unchanged} unchanged items → {dest}")
+            continue
+        dest = _destination(Path(cfg.quarantine), rel)
+        note = dest.with_name(dest.name + ".error.txt")  # written first: a quarantined file always has its reason
+        note.write_text(f"{error}\n\nquarantined by reclassify run {summary.run_id} at {_now()} from {path}\n"
+                        "Fix the file and drop it into the inbox again.\n", encoding="utf-8")
+        shutil.move(str(path), dest)
+        c["files_quarantined"] += 1
+        summary.quarantined.append(str(dest))
+        summary.errors.append(f"quarantined {error}")
+        log(f"quarantined {path} → {dest}: {error}", "error")
+
+
+def _classify_pending(cfg: ScheduleConfig, store: Any, summary: RunSummary, log: RunLog) -> None:
+    from pipeline.inference.classify import prediction_record
+
+    version = summary.model_version
+    assert version is not None
+    pending = store.pending_items(version)
+    c = summary.counts
+    c["items_pending"] = len(pending)
+    c["classified"] = 0
+    c["reclassified_after_edit"] = 0
+    edited = sum(1 for i in pending if i["edited"])
+    if edited:
+        c["items_edited_pending"] = edited
+        log(f"{edited} items changed text after model {version} classified them: they are classified again "
+            "(their earlier predictions are kept as history)")
+    if not pending:
+        log(f"nothing to classify: every item has a prediction from model {version}")
+        return
+    from transformers.utils import logging as hf_logging
+
+    from pipeline.inference.predict import Predictor
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    started = time.perf_counter()
+    predictor = Predictor(cfg.model, device=cfg.device, batch_size=cfg.batch_size, backend=cfg.backend,
+                          num_threads=cfg.num_threads, max_batch_tokens=cfg.max_batch_tokens,
+                          precision=cfg.precision)
+    if predictor.model_version != version:
+        raise UserError(f"the model directory changed during the run ({version} → {predictor.model_version})",
+                        cfg.model)
+    log(f"classifying {len(pending)} items with model {version} ({cfg.backend} {predictor.precision} on {predictor.device}, "
+        f"batch size {cfg.batch_size}; model loaded in {time.perf_counter() - started:.1f} s)")
+    delay = float(os.environ.get(BATCH_DELAY_ENV) or 0)
+    parents = [i["parent_text"] for i in pending] if predictor.spec.include_parent else None
+    started, next_report = time.perf_counter(), 0.1
+    batches = done_items = 0
+    for idx, preds in predictor.predict_batches([i["text"] for i in pending], parents):
+        rows = []
+        for i, pred in zip(idx, preds):
+            item = pending[i]
+            record = prediction_record(item, pred, version, with_text=False)
+            rows.append((item["item_id"], version, item["revision"], item["text_sha256"], pred.sentiment,
+                         json.dumps(record, ensure_ascii=False), summary.run_id))
+        with store.transaction():
+            added = store.add_predictions(rows)
+        c["classified"] += added
+        if added == len(rows):
+            c["reclassified_after_edit"] += sum(1 for i in idx if pending[i]["edited"])
+        else:  # some rows were already there (a concurrent writer): count only what this run added
+            c["reclassified_after_edit"] += min(added, sum(1 for i in idx if pending[i]["edited"]))
+        batches += 1
+        done_items += len(idx)
+        if done_items >= next_report * len(pending) or batches % LOG_EVERY_BATCHES == 0:
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            rate = done_items / elapsed
+            eta = (len(pending) - done_items) / rate if rate else 0.0
+            log(f"classify: {done_items}/{len(pending)} items ({100 * done_items / len(pending):.0f}%), "
+                f"{rate:.1f} items/s, ETA {eta:.0f} s")
+            while next_report * len(pending) <= done_items:
+                next_report += 0.25
+        if delay:
+            time.sleep(delay)
+    seconds = time.perf_counter() - started
+    c["classify_seconds"] = round(seconds, 2)
+    log(f"classified {c['classified']} items in {seconds:.1f} s ({c['classified'] / max(seconds, 1e-9):.0f} items/s"
+        f"; {c['reclassified_after_edit']} reclassified after edit)")
+
+
+def export_frame(store: Any, model_version: str) -> Any:
+    """Items joined with the predictions of ``model_version`` as a flat DataFrame (one row per item)."""
+    import pandas as pd
+
+    from pipeline.inference.classify import flat_record
+
+    rows = []
+    for r in store.items_with_predictions(model_version):
+        row = {k: r[k] for k in ("item_id", "thread_id", "thread_title", "article_date", "kind", "parent_id",
+                                 "position", "depth", "author", "posted_at", "revision")}
+        rec = r["record"]
+        if rec:
+            flat = flat_record(rec)
+            row.update({k: v for k, v in flat.items() if k not in row and k != "id"})
+            row["prediction_stale"] = r["predicted_text_sha256"] != r["text_sha256"]
+            row["predicted_at"], row["run_id"] = r["predicted_at"], r["run_id"]
+        else:
+            row["model_version"] = None
+        row["text"] = r["text"]
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=["item_id", "thread_id", "thread_title", "article_date", "kind", "parent_id",
+                                     "position", "depth", "author", "posted_at", "revision", "model_version", "text"])
+    frame = pd.DataFrame.from_records(rows)
+    return frame[[c for c in frame.columns if c != "text"] + ["text"]]
+
+
+def _export_snapshot(cfg: ScheduleConfig, store: Any, summary: RunSummary, log: RunLog) -> None:
+    assert summary.model_version is not None
+    frame = export_frame(store, summary.model_version)
+    folder = Path(cfg.export)
+    folder.mkdir(parents=True, exist_ok=True)
+    for ext in ("parquet", "csv"):
+        final = folder / f"{EXPORT_NAME}.{ext}"
+        tmp = final.with_name(f".{final.name}.tmp")
+        if ext == "parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            from pipeline.csvsafe import safe_frame
+
+            safe_frame(frame).to_csv(tmp, index=False)
+        os.replace(tmp, final)
+        summary.export_files.append(final)
+    predicted = int(frame["model_version"].notna().sum()) if len(frame) else 0
+    summary.counts["exported_items"] = len(frame)
+    summary.counts["exported_with_prediction"] = predicted
+    log(f"export: {len(frame)} items ({predicted} with a prediction from {summary.model_version}) → "
+        f"{', '.join(map(str, summary.export_files))}")

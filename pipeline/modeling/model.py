@@ -1,0 +1,154 @@
+"""The multi-task model: one shared transformer encoder, a sentiment head and one stance head per target.
+
+All heads read the same mean-pooled encoding, so one forward pass gives every label. Saved as a
+directory: ``encoder/`` (``save_pretrained``: config + safetensors), ``heads.safetensors``,
+``tokenizer`` files, and ``threadstance.json`` (label spaces and pooling) next to them.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+
+from pipeline.errors import UserError
+from pipeline.modeling.base_models import resolve_base_model
+
+MODEL_META = "threadstance.json"
+HEADS_FILE = "heads.safetensors"
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    mask = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+IGNORE = -100
+
+
+def multitask_loss(out: dict[str, Any], labels: dict[str, torch.Tensor], targets: list[str],
+                   class_weights: dict[str, torch.Tensor | None], loss_weights: dict[str, float],
+                   sent_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Weighted sum of the sentiment, per-target stance and pair-stance cross-entropies (-100 = no label).
+
+    ``sent_weight`` weights each example's sentiment loss (e.g. auxiliary tweets count half).
+    """
+    loss = out["sentiment"].new_zeros((), dtype=torch.float32)
+    y = labels["sentiment"]
+    valid = y != IGNORE
+    if valid.any():
+        per = F.cross_entropy(out["sentiment"][valid].float(), y[valid], weight=class_weights.get("sentiment"),
+                              reduction="none")
+        w = sent_weight[valid] if sent_weight is not None else torch.ones_like(per)
+        loss = loss + loss_weights["sentiment"] * (per * w).sum() / w.sum().clamp(min=1e-6)
+    for t in targets:
+        y = labels[f"stance_{t}"]
+        if (y != IGNORE).any():
+            loss = loss + loss_weights["stance"] * F.cross_entropy(
+                out["stance"][t].float(), y, weight=class_weights.get(t), ignore_index=IGNORE)
+    y = labels.get("pair_stance")
+    if y is not None and (y != IGNORE).any():
+        loss = loss + F.cross_entropy(out["pair_stance"].float(), y, ignore_index=IGNORE)
+    return loss
+
+
+class MultiTaskModel(nn.Module):
+    """Shared encoder + sentiment head + stance head per target.
+
+    Args:
+        encoder: A transformers encoder (``AutoModel``).
+        sentiment_classes: Sentiment label names, in head output order.
+        stance_classes: Stance label names, in head output order (shared by every target).
+        targets: Stance target names, one head each.
+        dropout: Dropout before the heads.
+        pooling: ``mean`` (masked mean of the last hidden states) or ``cls``.
+    """
+
+    def __init__(self, encoder: nn.Module, sentiment_classes: list[str], stance_classes: list[str],
+                 targets: list[str], dropout: float = 0.1, pooling: str = "mean") -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.sentiment_classes = list(sentiment_classes)
+        self.stance_classes = list(stance_classes)
+        self.targets = list(targets)
+        self.pooling = pooling
+        self.dropout_p = dropout
+        hidden = encoder.config.hidden_size
+        self.dropout = nn.Dropout(dropout)
+        self.sentiment_head = nn.Linear(hidden, len(self.sentiment_classes))
+        self.stance_heads = nn.ModuleDict({t: nn.Linear(hidden, len(self.stance_classes)) for t in self.targets})
+        # Auxiliary head for target-conditioned (topic, text) stance pairs, e.g. VAST; not used at inference.
+        self.pair_stance_head = nn.Linear(hidden, len(self.stance_classes))
+
+    @classmethod
+    def from_base(cls, base: str, sentiment_classes: list[str], stance_classes: list[str], targets: list[str],
+                  dropout: float = 0.1, pooling: str = "mean") -> tuple[MultiTaskModel, PreTrainedTokenizerBase]:
+        path = resolve_base_model(base)
+        encoder = AutoModel.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        return cls(encoder, sentiment_classes, stance_classes, targets, dropout, pooling), tokenizer
+
+    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Pooled, dropped-out encoding of last hidden states."""
+        pooled = hidden[:, 0] if self.pooling == "cls" else mean_pool(hidden, attention_mask)
+        return self.dropout(pooled)
+
+    def heads(self, pooled: torch.Tensor) -> dict[str, Any]:
+        """Logits: ``{"sentiment": [B, S], "stance": {target: [B, 3]}, "pair_stance": [B, 3]}``."""
+        return {"sentiment": self.sentiment_head(pooled),
+                "stance": {t: head(pooled) for t, head in self.stance_heads.items()},
+                "pair_stance": self.pair_stance_head(pooled)}
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        kwargs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None and getattr(self.encoder.config, "type_vocab_size", 1) > 1:
+            kwargs["token_type_ids"] = token_type_ids
+        return self.pool(self.encoder(**kwargs).last_hidden_state, attention_mask)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None) -> dict[str, Any]:
+        """Logits: ``{"sentiment": [B, S], "stance": {target: [B, 3]}, "pair_stance": [B, 3]}``."""
+        return self.heads(self.encode(input_ids, attention_mask, token_type_ids))
+
+    # ---- persistence --------------------------------------------------------------------------
+    def save(self, out_dir: str | Path, tokenizer: PreTrainedTokenizerBase) -> None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        self.encoder.save_pretrained(out / "encoder", safe_serialization=True)
+        tokenizer.save_pretrained(out)
+        heads = {f"sentiment_head.{k}": v for k, v in self.sentiment_head.state_dict().items()}
+        for t, head in self.stance_heads.items():
+            heads.update({f"stance_heads.{t}.{k}": v for k, v in head.state_dict().items()})
+        heads.update({f"pair_stance_head.{k}": v for k, v in self.pair_stance_head.state_dict().items()})
+        save_file({k: v.detach().contiguous().cpu() for k, v in heads.items()}, str(out / HEADS_FILE))
+        meta = {"sentiment_classes": self.sentiment_classes, "stance_classes": self.stance_classes,
+                "targets": self.targets, "pooling": self.pooling, "dropout": self.dropout_p}
+        (out / MODEL_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, model_dir: str | Path, device: str | torch.device = "cpu"
+             ) -> tuple[MultiTaskModel, PreTrainedTokenizerBase]:
+        """Load a saved model directory (as written by :meth:`save`) in eval mode."""
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        d = Path(model_dir)
+        if not (d / MODEL_META).is_file():
+            raise UserError(f"not a threadstance model directory (no {MODEL_META}); train one with "
+                            "`threadstance train`", d)
+        meta = json.loads((d / MODEL_META).read_text(encoding="utf-8"))
+        encoder = AutoModel.from_pretrained(d / "encoder")
+        model = cls(encoder, meta["sentiment_classes"], meta["stance_classes"], meta["targets"],
+                    meta.get("dropout", 0.1), meta.get("pooling", "mean"))
+        state = load_file(str(d / HEADS_FILE))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        unexpected = [k for k in unexpected if not k.startswith("encoder.")]
+        head_missing = [k for k in missing if not k.startswith("encoder.")]
+        if head_missing or unexpected:
+            raise UserError(f"model heads do not match {MODEL_META}: missing {head_missing}, "
+                            f"unexpected {unexpected}", d / HEADS_FILE)
+        tokenizer = AutoTokenizer.from_pretrained(d)
+        return model.to(device).eval(), tokenizer

@@ -1,0 +1,1 @@
+"""Reports: the evaluation report (Markdown, HTML, figures) and label trends."""

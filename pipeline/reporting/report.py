@@ -1,0 +1,350 @@
+"""The evaluation report folder: metrics.json, errors.csv, PNG figures, report.md and report.html.
+
+Both documents are rendered from one list of blocks (headings, paragraphs, lists, tables, images), so
+they always say the same thing; the HTML is a single self-contained page that links the PNGs.
+"""
+from __future__ import annotations
+
+import csv
+import html
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.config.schema import LabelSchema
+
+if TYPE_CHECKING:
+    from pipeline.evaluation.evaluate import EvalSet, SystemOutput
+
+ERROR_COLUMNS = ["item_id", "kind", "field", "gold", "predicted", "probability", "gold_probability", "text"]
+TEXT_IN_REPORT = 400
+
+# ---- data ------------------------------------------------------------------------------------------------
+
+
+def model_errors(es: EvalSet, model: SystemOutput, schema: LabelSchema) -> list[dict[str, Any]]:
+    """Every misclassified (item, field), most confident first (probability of the predicted class)."""
+    rows = []
+    for f, preds in model.pred.items():
+        classes = schema.sentiment_classes if f == "sentiment" else schema.stance_classes
+        proba = model.proba[f] if model.proba else None
+        for i, (g, p) in enumerate(zip(es.gold[f], preds)):
+            if g == p:
+                continue
+            rows.append({"item_id": es.ids[i], "kind": es.kinds[i], "field": f, "gold": g, "predicted": p,
+                         "probability": round(float(proba[i, classes.index(p)]), 4) if proba is not None else None,
+                         "gold_probability": round(float(proba[i, classes.index(g)]), 4)
+                         if proba is not None else None,
+                         "text": es.texts[i]})
+    rows.sort(key=lambda r: (-(r["probability"] or 0), r["item_id"], r["field"]))
+    return rows
+
+
+def write_errors_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=ERROR_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+# ---- figures ---------------------------------------------------------------------------------------------
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion(path: Path, matrix: list[list[int]], classes: list[str], title: str) -> None:
+    plt = _pyplot()
+    m = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(3.6, 3.2), dpi=100)
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    ax.set_title(title, fontsize=10)
+    top = m.max() if m.size else 0
+    for (r, c), v in np.ndenumerate(m):
+        ax.text(c, r, str(v), ha="center", va="center", color="white" if top and v > top / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_reliability(path: Path, calibration: dict[str, dict[str, Any]], fields: list[str]) -> None:
+    """One panel per field: accuracy per confidence bin against the diagonal, bin counts on the bars."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(fields), figsize=(2.8 * len(fields), 3.0), dpi=100, sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, f in zip(axes, fields):
+        bins = calibration[f]["bins"]
+        width = bins[0]["hi"] - bins[0]["lo"]
+        for b in bins:
+            if not b["count"]:
+                continue
+            ax.bar(b["lo"], b["accuracy"], width=width, align="edge", color="#4c72b0", edgecolor="white")
+            ax.text(b["lo"] + width / 2, min(b["accuracy"] + 0.02, 0.95), str(b["count"]), ha="center", fontsize=7)
+        ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=1)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{f}\nECE {calibration[f]['ece']:.3f}", fontsize=9)
+        ax.set_xlabel("confidence (max prob.)")
+    axes[0].set_ylabel("accuracy")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# ---- blocks → markdown / html ----------------------------------------------------------------------------
+
+Block = tuple
+
+
+def _md_cell(x: Any) -> str:
+    return str(x).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(blocks: list[Block]) -> str:
+    out: list[str] = []
+    for b in blocks:
+        kind = b[0]
+        if kind == "h":
+            out += ["#" * b[1] + " " + b[2], ""]
+        elif kind == "p":
+            out += [b[1], ""]
+        elif kind == "ul":
+            out += [f"- {x}" for x in b[1]] + [""]
+        elif kind == "table":
+            headers, rows = b[1], b[2]
+            out.append("| " + " | ".join(_md_cell(h) for h in headers) + " |")
+            out.append("|" + "|".join("---" for _ in headers) + "|")
+            out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+            out.append("")
+        elif kind == "img":
+            out += [" ".join(f"![{alt}]({src})" for alt, src in b[1]), ""]
+    return "\n".join(out)
+
+
+def _inline_html(text: str) -> str:
+    s = html.escape(str(text), quote=False)
+    s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", s)
+
+
+HTML_TEMPLATE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }}
+th, td {{ border: 1px solid #ccc; padding: 0.25em 0.5em; vertical-align: top; text-align: left; }}
+th {{ background: #f3f3f3; }}
+code {{ background: #f3f3f3; padding: 0 0.2em; }}
+img {{ margin: 0.25em; border: 1px solid #eee; max-width: 100%; }}
+</style></head>
+<body>
+{body}
+</body></html>
+"""
+
+
+def render_html(blocks: list[Block], title: str) -> str:
+    out: list[str] = []
+    for b in blocks:
+        kind = b[0]
+        if kind == "h":
+            out.append(f"<h{b[1]}>{_inline_html(b[2])}</h{b[1]}>")
+        elif kind == "p":
+            out.append(f"<p>{_inline_html(b[1])}</p>")
+        elif kind == "ul":
+            out.append("<ul>" + "".join(f"<li>{_inline_html(x)}</li>" for x in b[1]) + "</ul>")
+        elif kind == "table":
+            head = "".join(f"<th>{_inline_html(h)}</th>" for h in b[1])
+            rows = "".join("<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in row) + "</tr>" for row in b[2])
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        elif kind == "img":
+            out.append("<div>" + "".join(f'<img src="{html.escape(src)}" alt="{html.escape(alt)}">'
+                                         for alt, src in b[1]) + "</div>")
+    return HTML_TEMPLATE.format(title=html.escape(title), body="\n".join(out))
+
+
+# ---- the report ------------------------------------------------------------------------------------------
+
+def _f(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def _ci(res: dict[str, Any], key: str, with_ci: bool = True) -> str:
+    if key not in res.get("headline", {}):
+        return "–"
+    v = res["headline"][key]
+    if not with_ci or key not in res.get("ci", {}):
+        return _f(v)
+    lo, hi = res["ci"][key]
+    return f"{v:.3f} [{lo:.2f}, {hi:.2f}]"
+
+
+def _trunc(text: str, n: int = TEXT_IN_REPORT) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def build_blocks(m: dict[str, Any], errors: list[dict[str, Any]], figures: dict[str, Any]) -> list[Block]:
+    targets = m["classes"]["targets"]
+    polar = m["classes"]["polar"]
+    keys = ["sentiment_accuracy", "sentiment_macro_f1", *(f"f1_avg.{t}" for t in targets), "stance_score"]
+    short = {"sentiment_accuracy": "sent. acc.", "sentiment_macro_f1": "sent. macro-F1",
+             "stance_score": "stance score", **{f"f1_avg.{t}": f"F1avg {t}" for t in targets}}
+    systems = {"model": m["model"], **m["baselines"]}
+    b = m["bootstrap"]
+    blocks: list[Block] = [
+        ("h", 1, f"Evaluation of `{m['run_name']}` (model_version `{m['model_version']}`)"),
+        ("p", f"Gold labels `{m['gold_path']}`: {m['n_items']} items ({m['n_by_kind']['comments']} comments and "
+              f"replies, {m['n_by_kind']['paragraphs']} article paragraphs)"
+              + (", a subset chosen with --items" if m.get("item_subset") else "") + f". Evaluated {m['evaluated_at']}. "
+              f"Model directory `{m['model_dir']}`."),
+        ("p", f"Brackets: {int(b['level'] * 100)}% percentile bootstrap intervals from {b['resamples']} resamples of "
+              f"the items (seed {b['seed']}), the same resamples for every system. Stance F1avg is the mean F1 of "
+              f"{' and '.join(polar)} (SemEval-2016); the stance score is the mean F1avg over the targets."),
+    ]
+    if m.get("notes"):
+        blocks.append(("ul", [f"**Note:** {n}" for n in m["notes"]]))
+    support = m["label_support"]
+    no_polar_all = {t for t in targets if all(support[t][c] == 0 for c in polar)}
+    blocks += [
+        ("h", 2, "Headline scores: model and baselines"),
+        ("table", ["system", *(short[k] for k in keys)],
+         [[name, *("n/a" if _target_of(k) in no_polar_all and k in res["headline"] else _ci(res, k) for k in keys)]
+          for name, res in systems.items()]),
+        ("p", "Gold support (" + "/".join(polar) + " items per target): "
+              + "; ".join(f"{t} " + "/".join(str(support[t][c]) for c in polar) for t in targets)
+              + ". A target with a handful of polar items has an F1avg that one item can swing by a lot"
+              + ("; `n/a`: no polar gold item, so F1avg is 0 by definition." if no_polar_all else ".")),
+        ("ul", [f"**{name}**: {res['description']}" for name, res in systems.items()]),
+    ]
+    bt = m["baseline_training"]
+    blocks.append(("p", f"Trained baselines (majority, tfidf_lr) use the model's training split: {bt['train_records']} "
+                        f"of {bt['corpus_total']} corpus records (`{', '.join(bt['corpus'])}`, seed {bt['seed']}, dev "
+                        f"fraction {bt['dev_fraction']}, cap {bt['max_train_examples']}); auxiliary sets are not used."))
+    diff_keys = ["sentiment_accuracy", "sentiment_macro_f1", "stance_score"]
+    rows = []
+    for name, comp in m["comparisons"].items():
+        rows.append([name, *(f"{comp[k]['diff']:+.3f} [{comp[k]['ci'][0]:+.2f}, {comp[k]['ci'][1]:+.2f}]"
+                             if k in comp else "–" for k in diff_keys)])
+    blocks += [("h", 2, "Model minus baseline (paired bootstrap)"),
+               ("p", "An interval that contains 0 means the gold set cannot tell the two apart."),
+               ("table", ["baseline", *(f"Δ {short[k]}" for k in diff_keys)], rows)]
+
+    blocks.append(("h", 2, "By item kind"))
+    blocks.append(("p", "Reader comments (with replies) and article paragraphs differ a lot in length, voice and "
+                        "label distribution, so each group is scored on its own (model with intervals). "
+                        "`n/a`: the group has no gold favor/against item for that target, so its F1avg is 0 "
+                        "by definition and says nothing."))
+    for g, n in m["n_by_kind"].items():
+        if not n:
+            continue
+        gm = m["model"]["by_kind"][g]
+        no_polar = {t for t in targets if all(c == 0 for c in _group_polar(m, g, t))}
+        rows = []
+        for name, res in systems.items():
+            entry = res["by_kind"][g]
+            rows.append([name, *("n/a" if _target_of(k) in no_polar and k in entry["headline"]
+                                 else _ci(entry, k, with_ci=name == "model") for k in keys)])
+        blocks += [("h", 3, f"{g} (n = {gm['n']})"), ("table", ["system", *(short[k] for k in keys)], rows)]
+
+    model = m["model"]
+    blocks.append(("h", 2, "Model: per-class scores"))
+    s = model["sentiment"]
+    blocks.append(("table", ["sentiment class", "precision", "recall", "F1", "support"],
+                   [[c, _f(v["precision"]), _f(v["recall"]), _f(v["f1"]), v["support"]]
+                    for c, v in s["per_class"].items()]
+                   + [["accuracy / macro-F1", "", "", f"{s['accuracy']:.3f} / {s['macro_f1']:.3f}", ""]]))
+    classes = m["classes"]["stance"]
+    rows = []
+    for t in targets:
+        st = model["stance"][t]
+        rows.append([t, _f(st["f1_avg"]), _f(st["macro_f1"]),
+                     *(f"{_f(st['per_class'][c]['precision'])} / {_f(st['per_class'][c]['recall'])} / "
+                       f"{_f(st['per_class'][c]['f1'])} (n={st['per_class'][c]['support']})" for c in classes)])
+    blocks.append(("table", ["target", "F1avg", "macro-F1 (3 classes)", *(f"{c} P / R / F1" for c in classes)], rows))
+
+    blocks += [("h", 2, "Confusion matrices (model)"), ("p", "Rows: gold label; columns: predicted label."),
+               ("img", [(f"confusion {f}", src) for f, src in figures["confusion"].items()])]
+
+    cal_systems = [(n, r) for n, r in systems.items() if "ece" in r]
+    blocks += [("h", 2, "Calibration"),
+               ("p", f"Expected calibration error over {m['ece_bins']} equal-width bins of the max-probability "
+                     "confidence (0 = confidence matches accuracy). Systems without probabilities are left out."),
+               ("table", ["field", *(n for n, _ in cal_systems)],
+                [["sentiment", *(_f(r["ece"]["sentiment"]) for _, r in cal_systems)]]
+                + [[t, *(_f(r["ece"]["stance"].get(t)) for _, r in cal_systems)] for t in targets]),
+               ("p", "Reliability diagram of the model (bar = accuracy in the bin, number = items in the bin, "
+                     "dashed = perfect calibration):"),
+               ("img", [("reliability diagram", figures["reliability"])])]
+
+    if "cv" in m:
+        cv = m["cv"]
+        blocks += [("h", 2, f"Cross-validation of the training recipe on the gold set ({cv['k']} folds)"),
+                   ("p", f"Recipe `{cv['recipe']}`, {cv['n_items']} gold items, stratified folds (seed {cv['seed']}): "
+                         f"{cv['note']}."),
+                   ("table", ["score", "mean ± sd", *(f"fold {f['fold']} (n={f['n_test']})" for f in cv["folds"])],
+                    [[short[k], f"{cv['mean'][k]:.3f} ± {cv['sd'][k]:.3f}",
+                      *(_f(f["headline"][k]) for f in cv["folds"])] for k in keys])]
+
+    ms = m["min_scores"]
+    if ms["thresholds"]:
+        blocks += [("h", 2, "Minimum scores"),
+                   ("p", ("**FAILED**: " + "; ".join(ms["failed"])) if ms["failed"] else
+                    "All headline scores reach their minimum: "
+                    + ", ".join(f"{k} ≥ {v:g}" for k, v in ms["thresholds"].items()) + ".")]
+
+    top = errors[:20]
+    blocks += [("h", 2, f"The {len(top)} most confident errors"),
+               ("p", f"{len(errors)} misclassified (item, field) pairs in all: `errors.csv` lists every one with "
+                     "its full text. p = the model's probability of its (wrong) prediction."),
+               ("table", ["#", "item", "kind", "field", "gold", "predicted", "p", "text"],
+                [[i, e["item_id"], e["kind"], e["field"], e["gold"], e["predicted"], _f(e["probability"]),
+                  _trunc(e["text"])] for i, e in enumerate(top, start=1)])]
+    return blocks
+
+
+def _target_of(key: str) -> str | None:
+    return key.removeprefix("f1_avg.") if key.startswith("f1_avg.") else None
+
+
+def _group_polar(m: dict[str, Any], group: str, target: str) -> list[int]:
+    per_class = m["model"]["by_kind"][group]["stance"][target]["per_class"]
+    return [per_class[c]["support"] for c in m["classes"]["polar"]]
+
+
+def write_report(out: Path, metrics: dict[str, Any], es: EvalSet, model: SystemOutput,
+                 schema: LabelSchema) -> dict[str, Path]:
+    """Write every report file into ``out``; returns their paths by name."""
+    from pipeline.evaluation.evaluate import _jsonable
+
+    out.mkdir(parents=True, exist_ok=True)
+    errors = model_errors(es, model, schema)
+    write_errors_csv(out / "errors.csv", errors)
+    figures: dict[str, Any] = {"confusion": {}}
+    for f, matrix in metrics["model"]["confusion"].items():
+        name = f"confusion_{f}.png"
+        classes = schema.sentiment_classes if f == "sentiment" else schema.stance_classes
+        plot_confusion(out / name, matrix, classes, f"{f} (model)")
+        figures["confusion"][f] = name
+    plot_reliability(out / "reliability.png", metrics["model"]["calibration"], ["sentiment", *schema.target_names])
+    figures["reliability"] = "reliability.png"
+    metrics["files"] = {"errors": "errors.csv", "figures": figures, "report": ["report.md", "report.html"]}
+    (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2) + "\n", encoding="utf-8")
+    blocks = build_blocks(metrics, errors, figures)
+    (out / "report.md").write_text(render_markdown(blocks), encoding="utf-8")
+    title = f"threadstance evaluation: {metrics['run_name']}"
+    (out / "report.html").write_text(render_html(blocks, title), encoding="utf-8")
+    return {"metrics": out / "metrics.json", "errors": out / "errors.csv", "report_md": out / "report.md",
+            "report_html": out / "report.html"}

@@ -1,0 +1,1 @@
+"""The SQLite store of threads, items, text revisions and predictions."""

@@ -1,0 +1,1 @@
+"""Training: features, the transformers loop, the layer-wise recipe, decision-bias calibration."""

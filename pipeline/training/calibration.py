@@ -1,0 +1,115 @@
+"""Decision biases fitted on a dev set: additive log-probability offsets per class.
+
+Stance: for each target one offset on the ``none`` class, chosen to maximise F1avg (mean F1 of
+favor/against) on the dev set; sentiment: offsets on every class but the first, chosen to maximise
+macro-F1. Offsets are searched on a grid, ties broken toward zero, so an uninformative dev set leaves
+the model unchanged. ``softmax(log p + b)`` keeps the outputs proper probabilities.
+"""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+
+from pipeline.metrics import f1_avg, macro_f1
+
+GRID = np.round(np.arange(-2.0, 2.01, 0.25), 2)
+
+
+def apply_bias(probs: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """Shift log-probabilities by ``bias`` (last axis) and renormalise."""
+    if bias is None:
+        return probs
+    logits = np.log(np.clip(probs, 1e-12, 1.0)) + bias
+    logits -= logits.max(axis=-1, keepdims=True)
+    out = np.exp(logits)
+    return (out / out.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def fit_stance_bias(probs: np.ndarray, gold: Sequence[str], classes: Sequence[str], none_class: str,
+                    polar: Sequence[str]) -> np.ndarray:
+    """One offset on the ``none`` column maximising F1avg on ``gold``."""
+    none_idx = list(classes).index(none_class)
+    best, best_key = np.zeros(len(classes)), None
+    for b in GRID:
+        bias = np.zeros(len(classes))
+        bias[none_idx] = b
+        pred = [classes[i] for i in apply_bias(probs, bias).argmax(-1)]
+        key = (round(f1_avg(gold, pred, polar), 6), -abs(b))
+        if best_key is None or key > best_key:
+            best, best_key = bias, key
+    return best
+
+
+def fit_sentiment_bias(probs: np.ndarray, gold: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+    """Offsets on classes 1.. (class 0 fixed at 0) maximising macro-F1 on ``gold``."""
+    best, best_key = np.zeros(len(classes)), None
+    for combo in itertools.product(GRID, repeat=len(classes) - 1):
+        bias = np.array([0.0, *combo])
+        pred = [classes[i] for i in apply_bias(probs, bias).argmax(-1)]
+        key = (round(macro_f1(gold, pred, classes), 6), -float(np.abs(bias).sum()))
+        if best_key is None or key > best_key:
+            best, best_key = bias, key
+    return best
+
+
+def calibrate_model_dir(model_dir, records: list[dict], schema, set_name: str) -> dict:  # noqa: ANN001
+    """Fit decision biases of a saved model on ``records`` (dev items with labels) and store them.
+
+    Writes ``decision_bias`` into the model's ``threadstance.json`` and returns the dev scores before and
+    after (the latter are optimistic: fitted on the same items).
+    """
+    import json
+    from pathlib import Path
+
+    from pipeline.inference.predict import Predictor, to_predictions
+    from pipeline.metrics import headline_scores
+    from pipeline.modeling.model import MODEL_META
+
+    meta_path = Path(model_dir) / MODEL_META
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta.pop("decision_bias", None)
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    predictor = Predictor(model_dir, device="cpu")
+    raw = predictor.predict_proba([r["text"] for r in records], [r.get("parent_text") for r in records])
+    gold = {"sentiment": [r["sentiment"] for r in records]}
+    gold.update({t: [r["stance"][t] for r in records] for t in schema.target_names})
+    sent_bias = fit_sentiment_bias(raw.sentiment, gold["sentiment"], schema.sentiment_classes)
+    stance_bias = np.stack([fit_stance_bias(raw.stance[t], gold[t], schema.stance_classes, schema.none_class,
+                                            schema.polar_classes) for t in schema.target_names])
+
+    def scores(probs) -> dict:  # noqa: ANN001
+        preds = to_predictions(probs, schema.sentiment_classes, schema.stance_classes, schema.target_names,
+                               schema.none_class)
+        pred = {"sentiment": [p.sentiment for p in preds]}
+        pred.update({t: [p.stance[t] for p in preds] for t in schema.target_names})
+        s = headline_scores(gold, pred, schema.sentiment_classes, schema.stance_classes, schema.target_names,
+                            schema.polar_classes)
+        return {"sentiment_macro_f1": s["sentiment_macro_f1"], "stance_score": s["stance_score"],
+                "f1_avg": {t: s["stance"][t]["f1_avg"] for t in schema.target_names}}
+
+    from pipeline.inference.predict import Probabilities
+
+    adjusted = Probabilities(apply_bias(raw.sentiment, sent_bias),
+                             {t: apply_bias(raw.stance[t], stance_bias[j]) for j, t in enumerate(schema.target_names)})
+    meta["decision_bias"] = {"fitted_on": set_name, "n": len(records), "sentiment": sent_bias.tolist(),
+                             "stance": stance_bias.tolist()}
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return {"set": set_name, "n": len(records), "before": scores(raw), "after_fitted_on_same_items": scores(adjusted),
+            "sentiment_bias": sent_bias.tolist(), "stance_bias": dict(zip(schema.target_names, stance_bias.tolist()))}
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature T minimising the negative log-likelihood of ``softmax(logits / T)`` (bounded search)."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+
+    labels = np.asarray(labels)
+
+    def nll(log_t: float) -> float:
+        lp = log_softmax(logits / np.exp(log_t), axis=-1)
+        return float(-lp[np.arange(len(labels)), labels].mean())
+
+    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(res.x))
