@@ -66,3 +66,22 @@ class Thread:
 
     def count(self, kind: str) -> int:
         return sum(1 for item in self.items if item.kind == kind)
+
+    def add_items(self, paragraphs: list[tuple[str, list[str], int | None]], comments: list[Item],
+                  has_standfirst: bool) -> None:
+        """Append the items in page order with their ids: paragraphs (``p0`` = the standfirst, else from
+        ``p1``) as (text, flags, source line), then the parsed comments and replies, ids prefixed by the thread."""
+        position = len(self.items)
+        for index, (text, flags, line) in enumerate(paragraphs):
+            p_index = index if has_standfirst else index + 1
+            self.items.append(Item(item_id=f"{self.thread_id}/p{p_index}", thread_id=self.thread_id,
+                                   kind="paragraph", position=position, depth=0, text=text, flags=flags,
+                                   source_line=line))
+            position += 1
+        for item in comments:
+            item.thread_id = self.thread_id
+            item.item_id = f"{self.thread_id}/{item.item_id}"
+            item.parent_id = f"{self.thread_id}/{item.parent_id}" if item.parent_id else None
+            item.position = position
+            position += 1
+            self.items.append(item)

@@ -155,20 +155,7 @@ def parse_text(text: str, source: str) -> Thread:
     thread = Thread(thread_id=thread_id, title=title, source=source, standfirst=standfirst,
                     article_date=article_date, declared_comments=declared, warnings=comment_warnings)
 
-    position = 0
-    for index, (block, flags) in enumerate(paragraphs):
-        p_index = index if standfirst is not None else index + 1
-        thread.items.append(Item(item_id=f"{thread_id}/p{p_index}", thread_id=thread_id, kind="paragraph",
-                                 position=position, depth=0, text=block.normalized, flags=flags,
-                                 source_line=block.line))
-        position += 1
-    for item in comments:
-        item.thread_id = thread_id
-        item.item_id = f"{thread_id}/{item.item_id}"
-        item.parent_id = f"{thread_id}/{item.parent_id}" if item.parent_id else None
-        item.position = position
-        position += 1
-        thread.items.append(item)
+    thread.add_items([(b.normalized, flags, b.line) for b, flags in paragraphs], comments, standfirst is not None)
 
     if declared is not None and declared != len(comments):
         thread.warnings.append(f"{source}: the page declares {declared} responses but {len(comments)} "
