@@ -33,7 +33,7 @@ def seeds_dir(shared_dir: Path) -> Path:
 def smoke_model(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Path:
     """A model trained once per test session with configs/smoke.yaml (≈15 s on 2 cores)."""
     from pipeline.config.run import load_config
-    from pipeline.training.loop import train
+    from pipeline.training.train import train
 
     out = tmp_path_factory.mktemp("models")
     cwd = os.getcwd()

@@ -254,12 +254,14 @@ def test_cv_on_a_small_gold_subset_reports_mean_and_sd_per_headline_score(eval_m
 def test_run_ingests_trains_evaluates_and_prints_a_summary(smoke_model: Path, shared_dir: Path, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """The main job end to end; training itself is the session's smoke model (tested in test_training)."""
-    from pipeline.training import loop as trainer
+    from pipeline.training import train as trainer
 
     def fake_train(cfg, resume=False, progress=True):  # noqa: ARG001
         shutil.copytree(smoke_model, cfg.output_dir)
         m = json.loads((smoke_model / "metrics.json").read_text())
-        return trainer.RunResult(cfg.output_dir, m["model_version"], m["dev"], m["train_seconds"], m["counts"])
+        from pipeline.training.run import RunResult
+
+        return RunResult(cfg.output_dir, m["model_version"], m["dev"], m["train_seconds"], m["counts"])
 
     monkeypatch.setattr(trainer, "train", fake_train)
     db, models, reports = tmp_path / "ts.sqlite", tmp_path / "models", tmp_path / "reports"
@@ -277,7 +279,7 @@ def test_run_ingests_trains_evaluates_and_prints_a_summary(smoke_model: Path, sh
 
 
 def test_run_checks_the_gold_file_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.training import loop as trainer
+    from pipeline.training import train as trainer
 
     monkeypatch.setattr(trainer, "train", lambda *a, **k: pytest.fail("trained despite a missing gold file"))
     result = invoke("run", "configs/smoke.yaml", "--set", f"evaluation.gold={tmp_path / 'nope.jsonl'}",

@@ -13,9 +13,10 @@ import torch
 from pipeline.config.run import load_config
 from pipeline.inference.predict import Predictor
 from pipeline.modeling.base_models import resolve_base_model
+from pipeline.modeling.folder import ModelFolder
 from pipeline.modeling.layerwise import lower_states, pad_states, run_top
 from pipeline.modeling.model import MultiTaskModel, mean_pool
-from pipeline.training.loop import train
+from pipeline.training.train import train
 
 REPO = Path(__file__).resolve().parent.parent
 TEXTS = ["Managers dish out unmanageable caseloads and then blame us.", "Ofsted were fair.",
@@ -56,7 +57,7 @@ def top2_model(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Pa
 
 def test_top_layer_model_trains_only_the_top_layers(top2_model: Path, tmp_path: Path) -> None:
     base = MultiTaskModel.from_base("minilm", ["a", "b", "c"], ["none", "favor", "against"], ["t"])[0].encoder
-    trained, _ = MultiTaskModel.load(top2_model)
+    trained, _ = ModelFolder(top2_model).load_model()
     lower = [n for n, _ in base.named_parameters() if n.startswith(("embeddings.", "encoder.layer.0.",
                                                                       "encoder.layer.3."))]
     top = [n for n, _ in base.named_parameters() if n.startswith("encoder.layer.5.")]
@@ -68,7 +69,7 @@ def test_top_layer_model_trains_only_the_top_layers(top2_model: Path, tmp_path: 
 
 
 def test_top_layer_model_round_trips_through_the_predictor(top2_model: Path) -> None:
-    model, tok = MultiTaskModel.load(top2_model)
+    model, tok = ModelFolder(top2_model).load_model()
     batch = tok(TEXTS, padding=True, return_tensors="pt")
     with torch.no_grad():
         out = model(batch["input_ids"], batch["attention_mask"])
@@ -83,7 +84,7 @@ def test_top_layer_model_round_trips_through_the_predictor(top2_model: Path) -> 
 def test_frozen_encoder_heads_are_the_fitted_logistic_regressions(tmp_path: Path, shared_dir: Path) -> None:
     folder = _train(tmp_path, shared_dir, "training.trainable_layers=0", "training.bf16=off")
     base = MultiTaskModel.from_base("minilm", ["a", "b", "c"], ["none", "favor", "against"], ["t"])[0].encoder
-    trained, _ = MultiTaskModel.load(folder)
+    trained, _ = ModelFolder(folder).load_model()
     assert all(torch.equal(p, dict(trained.encoder.named_parameters())[n]) for n, p in base.named_parameters())
     preds = Predictor(folder, device="cpu", precision="fp32").predict(TEXTS)
     assert {p.sentiment for p in preds} <= {"negative", "neutral", "positive"}

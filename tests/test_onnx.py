@@ -14,6 +14,7 @@ from pipeline.errors import UserError
 from pipeline.inference.classify import items_from_threads
 from pipeline.inference.predict import Predictor
 from pipeline.ingest.parse import parse_file
+from pipeline.modeling.folder import ModelFolder
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +81,7 @@ def test_predict_cli_runs_on_the_onnx_backend(onnx_model: Path) -> None:
 def test_a_stale_export_is_refused_after_the_model_changes(onnx_model: Path, tmp_path: Path) -> None:
     changed = tmp_path / "changed"
     shutil.copytree(onnx_model, changed)
-    meta = json.loads((changed / "threadstance.json").read_text())
-    meta["model_version"] = "retrained000"
-    (changed / "threadstance.json").write_text(json.dumps(meta))
+    ModelFolder(changed).update_meta(model_version="retrained000")  # as a retrain or `calibrate` would
     with pytest.raises(UserError, match="export it again"):
         Predictor(changed, device="cpu", backend="onnx")
     (changed / "model.int8.onnx").unlink()

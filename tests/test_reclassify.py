@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from pipeline.cli.main import app
 from pipeline.ingest.parse import parse_file
 from pipeline.jobs.schedule import BATCH_DELAY_ENV, EX_TEMPFAIL, RunLog, load_schedule, run_reclassify
+from pipeline.modeling.folder import ModelFolder
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -156,9 +157,8 @@ def test_a_new_model_version_reclassifies_all_items_and_keeps_the_old_prediction
                            "ORDER BY item_id").fetchall()
     new_model = tmp_path / "model_v2"
     shutil.copytree(smoke_model, new_model, ignore=shutil.ignore_patterns("*.onnx", "*.onnx.json"))
-    meta = json.loads((new_model / "threadstance.json").read_text())
-    meta["model_version"] = "v2-" + meta["model_version"]
-    (new_model / "threadstance.json").write_text(json.dumps(meta))
+    folder = ModelFolder(new_model)  # a new model version, written as a retrain or `calibrate` would
+    meta = folder.update_meta(model_version="v2-" + folder.recorded_version())
     second = run_reclassify(cfg.model_copy(update={"model": str(new_model)}), RunLog(None))
     n = item_count(seed_files[:1])
     assert first.counts["classified"] == second.counts["classified"] == n

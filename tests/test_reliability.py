@@ -310,7 +310,7 @@ def test_predict_stdin_with_bad_jsonl_is_one_line_exit_1(monkeypatch, capsys, tm
 # ---- defect 11: evaluate on a fresh checkout -------------------------------------------------------
 def test_eval_set_on_a_fresh_store_ingests_the_seeds_first(tmp_path, seeds_dir):
     from pipeline.config.schema import load_schema
-    from pipeline.evaluation.evaluate import load_eval_set, read_gold
+    from pipeline.evaluation.goldset import load_eval_set, read_gold
 
     schema = load_schema("configs/labels.yaml")
     gold = read_gold("data/gold/gold.jsonl", schema)

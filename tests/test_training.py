@@ -8,8 +8,8 @@ from pathlib import Path
 from pipeline.config.run import load_config
 from pipeline.inference.predict import Predictor
 from pipeline.modeling.encoding import InputSpec, encode_texts
-from pipeline.modeling.model import MultiTaskModel
-from pipeline.training.loop import train
+from pipeline.modeling.folder import ModelFolder
+from pipeline.training.train import train
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -54,22 +54,45 @@ def test_same_config_and_seed_give_the_same_dev_metrics(tmp_path: Path, shared_d
 
 
 def test_saved_model_reloads_to_identical_outputs(smoke_model: Path) -> None:
-    model, tokenizer = MultiTaskModel.load(smoke_model)
+    model, tokenizer = ModelFolder(smoke_model).load_model()
     spec = InputSpec(max_length=64)
     ids = encode_texts(tokenizer, ["The cuts have gutted early help."], spec)
     import torch
 
     batch = torch.tensor(ids)
     out1 = model(batch, torch.ones_like(batch))["sentiment"]
-    model2, _ = MultiTaskModel.load(smoke_model)
+    model2, _ = ModelFolder(smoke_model).load_model()
     assert torch.allclose(out1, model2(batch, torch.ones_like(batch))["sentiment"])
 
 
 def test_head_tail_truncation_keeps_the_end_of_long_comments(smoke_model: Path) -> None:
-    _, tokenizer = MultiTaskModel.load(smoke_model)
+    _, tokenizer = ModelFolder(smoke_model).load_model()
     text = "start " * 300 + "FINALWORD"
     ids = encode_texts(tokenizer, [text], InputSpec(max_length=64, truncation="head_tail", tail_tokens=8))[0]
     assert len(ids) == 64
     assert "finalword" in tokenizer.decode(ids).replace(" ", "")
     head_only = encode_texts(tokenizer, [text], InputSpec(max_length=64, truncation="head"))[0]
     assert "finalword" not in tokenizer.decode(head_only).replace(" ", "")
+
+
+def test_training_without_a_terminal_prints_plain_progress_lines() -> None:
+    import io
+    from types import SimpleNamespace
+
+    from pipeline.training import loop
+
+    stream = io.StringIO()  # not a TTY
+    cb = loop.RichProgress("training")
+    orig = loop.console.file
+    loop.console.file = stream
+    try:
+        state = SimpleNamespace(max_steps=20, global_step=0)
+        cb.on_train_begin(None, state, None)
+        for step in range(1, 21):
+            state.global_step = step
+            cb.on_step_end(None, state, None)
+        cb.on_train_end(None, state, None)
+    finally:
+        loop.console.file = orig
+    lines = stream.getvalue().splitlines()
+    assert lines and lines[-1].startswith("training: 20/20 steps (100%)") and "ETA" in lines[-1]

@@ -1,7 +1,6 @@
 """``threadstance calibrate``: fit per-class decision biases of a trained model on a dev set."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -20,11 +19,12 @@ def calibrate(
     from pipeline.config.schema import load_schema
     from pipeline.data.corpus import load_corpus
     from pipeline.data.public_data import load_domain_real
-    from pipeline.modeling.card import write_model_card
+    from pipeline.modeling.folder import METRICS_FILE, ModelFolder
     from pipeline.training.calibration import calibrate_model_dir
-    from pipeline.training.loop import model_version
 
-    schema = load_schema(model / "labels.yaml")
+    folder = ModelFolder(model)
+    folder.require()
+    schema = folder.read_schema() or load_schema()
     if dev == "domain_real":
         records, name = load_domain_real(shared), "domain_real"
     else:
@@ -32,17 +32,13 @@ def calibrate(
             raise UserError("calibrating on the gold set would leak it into the model; use a dev set", dev)
         records, name = load_corpus([dev], schema), Path(dev).name
     result = calibrate_model_dir(model, records, schema, name)
-    version = model_version(model, schema)
-    meta_path = model / "threadstance.json"
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    meta["model_version"] = version
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    metrics_path = model / "metrics.json"
-    if metrics_path.exists():
-        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    version = folder.content_version(schema)
+    folder.update_meta(model_version=version)
+    if folder.has(METRICS_FILE):
+        metrics = folder.read_json(METRICS_FILE)
         metrics["calibration"], metrics["model_version"] = result, version
-        metrics_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-        write_model_card(model)
+        folder.write_json(METRICS_FILE, metrics)
+        folder.write_card()
     b, a = result["before"], result["after_fitted_on_same_items"]
     console.print(f"decision biases fitted on {name} ({len(records)} items) → model_version {version}")
     console.print(f"  sentiment macro-F1 {b['sentiment_macro_f1']:.3f} → {a['sentiment_macro_f1']:.3f}; "

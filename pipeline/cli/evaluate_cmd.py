@@ -37,8 +37,8 @@ def evaluate(
     Exits with code 3 (after writing the report) when a headline score is below evaluation.min_scores.
     """
     from pipeline.config.run import load_config
-    from pipeline.evaluation.evaluate import evaluate as run_evaluation
-    from pipeline.evaluation.evaluate import read_item_ids
+    from pipeline.evaluation.goldset import read_item_ids
+    from pipeline.reporting.evaluate import evaluate as run_evaluation
 
     cfg = load_config(config) if config else None
     check_device(device)

@@ -1,15 +1,16 @@
 """``threadstance models``: list trained model directories."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline.cli.common import console
 from pipeline.config.settings import DEFAULT_MODELS
+from pipeline.modeling.folder import GOLD_METRICS_FILE, METRICS_FILE, ModelFolder
 
 app = typer.Typer(help="Trained models.", no_args_is_help=True)
 
@@ -24,19 +25,21 @@ def list_models(
                 "gold sent F1", "gold stance"):
         table.add_column(col)
     found = 0
-    for metrics_path in sorted(models_dir.glob("*/metrics.json")):
-        m = json.loads(metrics_path.read_text(encoding="utf-8"))
+    for metrics_path in sorted(models_dir.glob(f"*/{METRICS_FILE}")):
+        folder = ModelFolder(metrics_path.parent)
+        m = folder.read_json(METRICS_FILE, verify=False)
         sel = m["dev"].get(m.get("selection_dev_set") or "", {})
-        gold_path = metrics_path.parent / "gold_metrics.json"
-        gold = json.loads(gold_path.read_text(encoding="utf-8"))["model"] if gold_path.exists() else {}
-        table.add_row(m["run_name"], m["model_version"], m.get("finished_at", "")[:16], str(m["counts"]["train"]),
-                      m.get("selection_dev_set") or "–", f"{sel.get('sentiment_macro_f1', float('nan')):.3f}",
+        gold = folder.read_json(GOLD_METRICS_FILE, {}, verify=False).get("model", {})
+        # run names come from a file a user may have been sent: never read them as rich markup
+        table.add_row(escape(str(m["run_name"])), escape(str(m["model_version"])),
+                      escape(str(m.get("finished_at", ""))[:16]), str(m["counts"]["train"]),
+                      escape(str(m.get("selection_dev_set") or "–")), f"{sel.get('sentiment_macro_f1', float('nan')):.3f}",
                       f"{sel.get('stance_score', float('nan')):.3f}",
                       f"{gold['sentiment_macro_f1']:.3f}" if gold else "–",
                       f"{gold['stance_score']:.3f}" if gold else "–")
         found += 1
     if not found:
-        console.print(f"no trained models in {models_dir} (train one with `threadstance train CONFIG`)")
+        console.print(f"no trained models in {models_dir} (train one with `threadstance train CONFIG`)", markup=False)
         return
     console.print(table)
 

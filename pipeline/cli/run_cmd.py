@@ -27,10 +27,12 @@ def run(
     from pipeline.config.run import load_config
     from pipeline.config.settings import shared_dir
     from pipeline.errors import UserError
-    from pipeline.evaluation.evaluate import evaluate, load_eval_set, read_gold, validate_min_scores
+    from pipeline.evaluation.evaluate import validate_min_scores
+    from pipeline.evaluation.goldset import load_eval_set, read_gold
+    from pipeline.reporting.evaluate import evaluate
     from pipeline.store.db import Store
     from pipeline.store.load import ingest_paths
-    from pipeline.training import loop as trainer
+    from pipeline.training import train as trainer
 
     cfg = load_config(config, overrides)
     check_device(cfg.training.device, f"{config} [training.device]")

@@ -19,7 +19,7 @@ def train(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
     """Train the sentiment + per-target stance model described by CONFIG."""
-    from pipeline.training.loop import train as run_training
+    from pipeline.training.train import train as run_training
 
     cfg = load_config(config, overrides)
     check_device(cfg.training.device, f"{config} [training.device]")

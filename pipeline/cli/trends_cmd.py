@@ -1,7 +1,6 @@
 """``threadstance trends``: label shares per month from the stored predictions, as a table and a PNG."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +22,7 @@ def trends(
     """Sentiment and stance shares per month (items dated by posted_at, else by their thread's date)."""
     from rich.table import Table
 
+    from pipeline.modeling.folder import ModelFolder
     from pipeline.reporting.trends import PERIODS, label_shares, plot_shares
     from pipeline.store.db import Store
 
@@ -34,8 +34,8 @@ def trends(
     store = Store.open_readonly(db)
     try:
         version = model
-        if model and (Path(model) / "threadstance.json").is_file():
-            meta = json.loads((Path(model) / "threadstance.json").read_text(encoding="utf-8"))
+        if model and ModelFolder(model).is_model():
+            meta = ModelFolder(model).read_meta()
             version, none_class = meta.get("model_version"), meta.get("none_class", "none")
         version = version or store.latest_model_version()
         if not version:

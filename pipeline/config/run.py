@@ -6,13 +6,16 @@ reports an unknown key or a wrong type with the dotted key and the file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.config.schema import LabelSchema, format_validation_error, load_schema, load_yaml
+from pipeline.config.settings import MODELS_PATH, SCHEMA_PATH, STORE_PATH
 from pipeline.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Strict(BaseModel):
@@ -23,8 +26,8 @@ class PathsConfig(_Strict):
     """Where inputs and outputs live (relative paths are relative to the working directory)."""
 
     shared: str | None = Field(None, description="Shared data folder; null = $THREADSTANCE_SHARED or ../shared.")
-    models: str = Field("models", description="Folder that receives models/<run_name>/.")
-    store: str = Field("work/threadstance.sqlite", description="SQLite store used by the main job.")
+    models: str = Field(MODELS_PATH, description="Folder that receives models/<run_name>/.")
+    store: str = Field(STORE_PATH, description="SQLite store used by the main job.")
 
 
 class VastConfig(_Strict):
@@ -180,7 +183,7 @@ class RunConfig(_Strict):
 
     run_name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = 13
-    schema_path: str = Field("configs/labels.yaml", alias="schema")
+    schema_path: str = Field(SCHEMA_PATH, alias="schema")
     paths: PathsConfig = PathsConfig()
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
@@ -227,12 +230,18 @@ def apply_override(data: dict, override: str, source: str) -> None:
         raise ConfigError(f"cannot parse value {raw!r}: {exc}", source, key=key) from exc
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
-    """Load a run config YAML, apply overrides, validate; ConfigError names the key and the file."""
+def load_validated(model: type[M], path: str | Path, overrides: list[str] | None = None) -> M:
+    """The one config loader: read a YAML file, apply ``--set key.path=value`` overrides, validate with the
+    pydantic ``model``; ConfigError names the key and the file."""
     data = load_yaml(path)
     for override in overrides or []:
         apply_override(data, override, f"{path} (--set)")
     try:
-        return RunConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc), path) from exc
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Load a run config YAML, apply overrides, validate; ConfigError names the key and the file."""
+    return load_validated(RunConfig, path, overrides)

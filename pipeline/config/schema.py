@@ -6,9 +6,10 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline.config.settings import SCHEMA_PATH
 from pipeline.errors import ConfigError
 
-DEFAULT_SCHEMA_PATH = Path("configs/labels.yaml")
+DEFAULT_SCHEMA_PATH = Path(SCHEMA_PATH)
 
 
 class Target(BaseModel):

@@ -1,11 +1,16 @@
-"""Where things are: the store, the shared data folder, models. Environment variables override defaults."""
+"""Where things are by default: the store, models, the label schema, the shared data folder.
+
+Every default path is written here once; environment variables override the command-line defaults."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-DEFAULT_DB = Path(os.environ.get("THREADSTANCE_DB", "work/threadstance.sqlite"))
-DEFAULT_MODELS = Path(os.environ.get("THREADSTANCE_MODELS", "models"))
+STORE_PATH = "work/threadstance.sqlite"  # the one place the default store path is written
+MODELS_PATH = "models"
+SCHEMA_PATH = "configs/labels.yaml"
+DEFAULT_DB = Path(os.environ.get("THREADSTANCE_DB", STORE_PATH))
+DEFAULT_MODELS = Path(os.environ.get("THREADSTANCE_MODELS", MODELS_PATH))
 
 
 def shared_dir(configured: str | Path | None = None) -> Path:

@@ -4,7 +4,9 @@ from __future__ import annotations
 import glob
 import json
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from sklearn.model_selection import train_test_split
 
@@ -38,17 +40,22 @@ def validate_record(rec: dict, schema: LabelSchema, path: Path | str, lineno: in
             raise UserError(f"stance[{t}] {stance[t]!r} is not one of {schema.stance_classes}", path, lineno)
 
 
+def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed record) for each non-blank line of a JSONL file; UserError names the bad line."""
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"invalid JSON: {exc.msg}", path, lineno) from exc
+
+
 def load_corpus(patterns: list[str], schema: LabelSchema) -> list[dict]:
     """All corpus records (validated), each with ``id``, ``text``, ``sentiment``, ``stance``, ``parent_text``."""
     records, seen = [], set()
     for path in corpus_files(patterns):
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"invalid JSON: {exc.msg}", path, lineno) from exc
+        for lineno, rec in iter_jsonl(path):
             validate_record(rec, schema, path, lineno)
             rid = rec.get("id") or f"{path.stem}-{lineno}"
             if rid in seen:

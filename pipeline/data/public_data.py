@@ -20,6 +20,7 @@ import pandas as pd
 from datasets import Dataset
 
 from pipeline.config.settings import shared_dir
+from pipeline.data.corpus import iter_jsonl
 from pipeline.errors import UserError
 
 TWEETEVAL_SENTIMENT = {0: "negative", 1: "neutral", 2: "positive"}
@@ -108,13 +109,7 @@ def load_domain_real(shared: str | Path | None = None) -> list[dict]:
     """The real in-domain passages (563 in version 2), as corpus-style records with their ``url``."""
     path = _need(datasets_dir(shared) / "domain_real" / "comments.jsonl")
     rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"invalid JSON: {exc.msg}", path, lineno) from exc
+    for _, rec in iter_jsonl(path):
         rows.append({"id": rec["id"], "text": rec["text"], "sentiment": rec["sentiment"], "stance": rec["stance"],
                      "kind": rec.get("kind"), "parent_text": None, "source": rec.get("source"),
                      "url": rec.get("url")})

@@ -2,32 +2,14 @@
 from __future__ import annotations
 
 import json
-import math
-import shutil
-import tempfile
-import time
-import warnings
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.config.run import RunConfig, load_config
-from pipeline.config.schema import LabelSchema, load_schema
-from pipeline.errors import ConfigError, UserError
-from pipeline.metrics import (
-    bootstrap_indices,
-    confusion,
-    expected_calibration_error,
-    headline_keys,
-    percentile_ci,
-    reliability_bins,
-    resampled_headline,
-    sentiment_scores,
-    stance_target_scores,
-)
+from pipeline.config.schema import LabelSchema
+from pipeline.errors import UserError
 
 MIN_BOOTSTRAP = 1000
 CI_LEVEL = 0.95

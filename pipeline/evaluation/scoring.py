@@ -6,36 +6,24 @@ resamples are shared by all systems, so model − baseline differences get paire
 """
 from __future__ import annotations
 
-import json
 import math
-import shutil
-import tempfile
-import time
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.config.run import RunConfig, load_config
-from pipeline.config.schema import LabelSchema, load_schema
-from pipeline.errors import ConfigError, UserError
+from pipeline.config.schema import LabelSchema
+from pipeline.evaluation.goldset import CI_LEVEL, ECE_BINS, EvalSet
 from pipeline.metrics import (
-    bootstrap_indices,
     confusion,
     expected_calibration_error,
-    headline_keys,
     percentile_ci,
     reliability_bins,
     resampled_headline,
     sentiment_scores,
     stance_target_scores,
 )
-
-from pipeline.evaluation.goldset import CI_LEVEL, ECE_BINS, EvalSet
-
 
 # ---- scoring ---------------------------------------------------------------------------------------------
 

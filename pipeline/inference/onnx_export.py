@@ -12,9 +12,7 @@ is checked against the PyTorch model on a padded batch before it is kept.
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,8 +23,9 @@ import torch
 from torch import nn
 
 from pipeline.errors import UserError
-from pipeline.inference.predict import ONNX_FILES, ONNX_META_SUFFIX, pad_numpy
-from pipeline.modeling.model import MODEL_META, MultiTaskModel
+from pipeline.modeling.folder import ONNX_FILES, ModelFolder
+from pipeline.modeling.model import MultiTaskModel
+from pipeline.modeling.outputs import pad_numpy, softmax
 
 INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
 OUTPUT_NAMES = ["sentiment", "stance"]
@@ -91,9 +90,7 @@ def _check_batch(model: MultiTaskModel, tokenizer) -> dict[str, np.ndarray]:  # 
 
 
 def _probs(sent: np.ndarray, stance: np.ndarray) -> np.ndarray:
-    from pipeline.inference.predict import _softmax
-
-    return np.concatenate([_softmax(sent), _softmax(stance).reshape(len(stance), -1)], 1)
+    return np.concatenate([softmax(sent), softmax(stance).reshape(len(stance), -1)], 1)
 
 
 def export_onnx(model_dir: str | Path, quantize: str | None = None, exporter: str = "dynamo",
@@ -106,9 +103,9 @@ def export_onnx(model_dir: str | Path, quantize: str | None = None, exporter: st
     if exporter not in EXPORTERS:
         raise UserError(f"--exporter {exporter!r}: choose dynamo or legacy")
     d = Path(model_dir)
-    model, tokenizer = MultiTaskModel.load(d, "cpu")
-    meta = json.loads((d / MODEL_META).read_text(encoding="utf-8"))
-    version = meta.get("model_version", "unversioned")
+    folder = ModelFolder(d)
+    model, tokenizer = folder.load_model("cpu")
+    version = folder.recorded_version()
     wrapper = LogitsWrapper(model).eval()
     ids = torch.randint(1000, 2000, (2, 16))
     sample = (ids, torch.ones_like(ids), torch.zeros_like(ids))
@@ -153,12 +150,11 @@ def export_onnx(model_dir: str | Path, quantize: str | None = None, exporter: st
                             f"> {tolerance:g}); try --exporter {'legacy' if result.exporter == 'dynamo' else 'dynamo'}",
                             d)
     for path, final in candidates:
-        os.replace(path, final)
-        side = final.with_name(final.name + ONNX_META_SUFFIX)
-        side.write_text(json.dumps({"model_version": version, "exporter": result.exporter,
-                                    "quantization": "int8-dynamic-per-channel" if final.name.endswith("int8.onnx") else None,
-                                    "torch": torch.__version__, "onnxruntime": ort.__version__,
-                                    "max_abs_prob_diff_vs_torch": result.max_abs_diff[final.name]}, indent=2) + "\n",
-                        encoding="utf-8")
+        backend = "onnx-int8" if final.name == ONNX_FILES["onnx-int8"] else "onnx"
+        folder.commit_onnx(path, backend, {
+            "model_version": version, "exporter": result.exporter,
+            "quantization": "int8-dynamic-per-channel" if backend == "onnx-int8" else None,
+            "torch": torch.__version__, "onnxruntime": ort.__version__,
+            "max_abs_prob_diff_vs_torch": result.max_abs_diff[final.name]})
         result.files.append(final)
     return result

@@ -7,9 +7,7 @@ length sorting and the padding, so they see exactly the same inputs.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,88 +15,23 @@ import numpy as np
 import torch
 
 from pipeline.errors import UserError
-from pipeline.hardware import cpu_has_native_bf16
+from pipeline.hardware import cpu_has_native_bf16, resolve_device
 from pipeline.modeling.encoding import InputSpec, encode_texts, special_ids
-from pipeline.modeling.model import MODEL_META, MultiTaskModel
-from pipeline.training.calibration import apply_bias
+from pipeline.modeling.folder import ONNX_FILES, ModelFolder  # noqa: F401  (ONNX_FILES: used by scripts)
+from pipeline.modeling.model import MultiTaskModel
+from pipeline.modeling.outputs import (  # noqa: F401  (Prediction, batch_bounds: part of this module's API)
+    Prediction,
+    Probabilities,
+    apply_bias,
+    batch_bounds,
+    collect,
+    iter_proba,
+    softmax,
+    to_predictions,
+    torch_forward,
+)
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
-ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
-ONNX_META_SUFFIX = ".json"  # model.onnx.json: the model_version the export was made from
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(device)
-
-
-@dataclass
-class Prediction:
-    """Labels and probabilities for one text."""
-
-    sentiment: str
-    sentiment_probs: dict[str, float]
-    stance: dict[str, str]
-    stance_probs: dict[str, dict[str, float]]
-    targets: list[str] = field(default_factory=list)  # targets with a non-none stance
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class Probabilities:
-    """Class probabilities for N texts, in the model's class order."""
-
-    sentiment: np.ndarray  # [N, n_sentiment]
-    stance: dict[str, np.ndarray]  # target -> [N, n_stance]
-
-
-def pad_numpy(batch: Sequence[list[int]], pad_id: int, sep_id: int) -> dict[str, np.ndarray]:
-    """Right-pad to the longest member: int64 input_ids, attention_mask, token_type_ids.
-
-    Same values as :func:`pipeline.modeling.encoding.pad_batch` (segment 1 after the first [SEP]) without a
-    Python loop per token.
-    """
-    lengths = np.fromiter((len(ids) for ids in batch), dtype=np.int64, count=len(batch))
-    width = int(lengths.max())
-    input_ids = np.full((len(batch), width), pad_id, dtype=np.int64)
-    for row, ids in enumerate(batch):
-        input_ids[row, : len(ids)] = ids
-    positions = np.arange(width)[None, :]
-    mask = positions < lengths[:, None]
-    is_sep = (input_ids == sep_id) & mask
-    first_sep = np.where(is_sep.any(1), is_sep.argmax(1), width)
-    types = (positions > first_sep[:, None]) & mask
-    return {"input_ids": input_ids, "attention_mask": mask.astype(np.int64),
-            "token_type_ids": types.astype(np.int64)}
-
-
-def batch_bounds(sorted_lengths: np.ndarray, batch_size: int, max_tokens: int | None = None) -> list[tuple[int, int]]:
-    """(start, end) of consecutive batches over ascending lengths: at most ``batch_size`` texts, and with
-    ``max_tokens`` at most that many padded word pieces (always at least one text)."""
-    bounds, start, n = [], 0, len(sorted_lengths)
-    while start < n:
-        end = min(start + batch_size, n)
-        if max_tokens:
-            # ascending lengths: the batch start..end-1 is padded to sorted_lengths[end - 1]
-            while end - start > 1 and (end - start) * int(sorted_lengths[end - 1]) > max_tokens:
-                end = start + max(1, min(end - start - 1, max_tokens // max(int(sorted_lengths[end - 1]), 1)))
-        bounds.append((start, end))
-        start = end
-    return bounds
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    x = x - x.max(-1, keepdims=True)
-    e = np.exp(x)
-    return e / e.sum(-1, keepdims=True)
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -149,11 +82,8 @@ class Predictor:
         self.num_threads = num_threads
         self.model: MultiTaskModel | None = None
         self.session: Any = None
-        meta_path = self.model_dir / MODEL_META
-        if not meta_path.is_file():
-            raise UserError(f"not a threadstance model directory (no {MODEL_META}); train one with "
-                            "`threadstance train`", self.model_dir)
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        self.folder = ModelFolder(self.model_dir)
+        meta = self.folder.read_meta()
         self.spec = InputSpec(**meta.get("input", {}))
         self.model_version: str = meta.get("model_version", "unversioned")
         self.none_class = meta.get("none_class", "none")
@@ -167,7 +97,7 @@ class Predictor:
         if backend == "torch":
             if num_threads:
                 torch.set_num_threads(num_threads)
-            self.model, self.tokenizer = MultiTaskModel.load(self.model_dir, self.device)
+            self.model, self.tokenizer = self.folder.load_model(self.device)
             self.sentiment_classes = self.model.sentiment_classes
             self.stance_classes = self.model.stance_classes
             self.targets = self.model.targets
@@ -184,22 +114,21 @@ class Predictor:
 
     # ---- backends -----------------------------------------------------------------------------
     def _load_onnx(self, meta: dict) -> tuple[Any, Any]:
-        import os
-
         import onnxruntime as ort
-        from transformers import AutoTokenizer
 
-        path = self.model_dir / ONNX_FILES[self.backend]
+        path = self.folder.onnx_path(self.backend)
         flag = " --quantize int8" if self.backend == "onnx-int8" else ""
         if not path.is_file():
             raise UserError(f"no {path.name} in the model directory; write it with `threadstance export onnx "
                             f"--model {self.model_dir}{flag}`", self.model_dir)
-        side = path.with_name(path.name + ONNX_META_SUFFIX)
-        exported = json.loads(side.read_text(encoding="utf-8")).get("model_version") if side.is_file() else None
+        info = self.folder.onnx_info(self.backend) or {}
+        exported = info.get("model_version")
         if exported != self.model_version:
             raise UserError(f"{path.name} was exported from model_version {exported}, the model is now "
                             f"{self.model_version}; export it again with `threadstance export onnx --model "
                             f"{self.model_dir}{flag}`", path)
+        self.folder.verify_onnx(self.backend)
+        tokenizer = self.folder.load_tokenizer()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if self.num_threads:
@@ -209,25 +138,22 @@ class Predictor:
         providers = ["CPUExecutionProvider"]
         if self.device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
-        session = ort.InferenceSession(str(path), options, providers=providers)
+        try:
+            session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # a damaged export: name the file, no traceback
+            raise UserError(f"{path.name} cannot be loaded ({type(exc).__name__}); export it again", path) from exc
         self._onnx_inputs = [i.name for i in session.get_inputs()]
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        return session, AutoTokenizer.from_pretrained(self.model_dir)
+        return session, tokenizer
 
     def _forward(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Sentiment probabilities [B, S] and stance probabilities [B, T, C] for one padded batch."""
         if self.session is not None:
             sent, stance = self.session.run(None, {k: batch[k] for k in self._onnx_inputs})
-            return (_softmax(sent.astype(np.float32) / self.sentiment_temperature),
-                    _softmax(stance.astype(np.float32) / self.stance_temperature))
+            return (softmax(sent.astype(np.float32) / self.sentiment_temperature),
+                    softmax(stance.astype(np.float32) / self.stance_temperature))
         assert self.model is not None
-        tensors = {k: torch.from_numpy(v).to(self.device) for k, v in batch.items()}
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._autocast):
-            out = self.model(**tensors)
-        sent = torch.softmax(out["sentiment"].float() / self.sentiment_temperature, -1).cpu().numpy()
-        stance = torch.softmax(torch.stack([out["stance"][t] for t in self.targets], 1).float()
-                               / self.stance_temperature, -1).cpu().numpy()
-        return sent, stance
+        return torch_forward(self.model, self.device, self._autocast, self.sentiment_temperature,
+                             self.stance_temperature)(batch)
 
     # ---- inference ----------------------------------------------------------------------------
     def encode(self, texts: Sequence[str], parents: Sequence[str | None] | None = None) -> list[list[int]]:
@@ -236,31 +162,19 @@ class Predictor:
 
     def iter_proba(self, texts: Sequence[str], parents: Sequence[str | None] | None = None,
                    batch_size: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Per batch, shortest texts first: (input indices, sentiment probs [B, S], stance probs [B, T, C]).
-
-        All texts are tokenised in one call, then sorted by length and padded per batch, so each batch
-        is about as long as its own texts. Lets a caller commit results batch by batch.
-        """
+        """Per batch, shortest texts first: (input indices, sentiment probs [B, S], stance probs [B, T, C]),
+        decision biases applied. Lets a caller commit results batch by batch."""
         if len(texts) == 0:
             return
         ids = self.encode(texts, parents)
-        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-        order = np.argsort(lengths, kind="stable")
-        with torch.inference_mode():
-            for start, end in batch_bounds(lengths[order], batch_size or self.batch_size, self.max_batch_tokens):
-                idx = order[start:end]
-                sent, stance = self._forward(pad_numpy([ids[i] for i in idx], self._pad_id, self._sep_id))
-                yield idx, apply_bias(sent, self.sentiment_bias), apply_bias(stance, self.stance_bias)
+        for idx, sent, stance in iter_proba(ids, self._forward, self._pad_id, self._sep_id,
+                                            batch_size or self.batch_size, self.max_batch_tokens):
+            yield idx, apply_bias(sent, self.sentiment_bias), apply_bias(stance, self.stance_bias)
 
     def predict_proba(self, texts: Sequence[str], parents: Sequence[str | None] | None = None) -> Probabilities:
         """Class probabilities for every text (input order preserved)."""
-        n = len(texts)
-        sent = np.zeros((n, len(self.sentiment_classes)), dtype=np.float32)
-        stance = np.zeros((n, len(self.targets), len(self.stance_classes)), dtype=np.float32)
-        for idx, s, st in self.iter_proba(texts, parents):
-            sent[idx] = s
-            stance[idx] = st
-        return Probabilities(sent, {t: stance[:, j] for j, t in enumerate(self.targets)})
+        return collect(self.iter_proba(texts, parents), len(texts), len(self.sentiment_classes), self.targets,
+                       len(self.stance_classes))
 
     def predict(self, texts: Sequence[str], parents: Sequence[str | None] | None = None) -> list[Prediction]:
         """Labels (argmax) with probabilities for every text."""
@@ -276,19 +190,3 @@ class Predictor:
                    to_predictions(probs, self.sentiment_classes, self.stance_classes, self.targets, self.none_class))
 
 
-def to_predictions(probs: Probabilities, sentiment_classes: list[str], stance_classes: list[str],
-                   targets: list[str], none_class: str = "none") -> list[Prediction]:
-    out = []
-    for i in range(len(probs.sentiment)):
-        s = probs.sentiment[i]
-        stance, stance_probs = {}, {}
-        for t in targets:
-            p = probs.stance[t][i]
-            stance[t] = stance_classes[int(p.argmax())]
-            stance_probs[t] = {c: round(float(v), 4) for c, v in zip(stance_classes, p)}
-        out.append(Prediction(
-            sentiment=sentiment_classes[int(s.argmax())],
-            sentiment_probs={c: round(float(v), 4) for c, v in zip(sentiment_classes, s)},
-            stance=stance, stance_probs=stance_probs,
-            targets=[t for t in targets if stance[t] != none_class]))
-    return out

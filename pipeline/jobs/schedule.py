@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.config.schema import format_validation_error, load_yaml
-from pipeline.errors import ConfigError, UserError
+from pipeline.config.settings import STORE_PATH
+from pipeline.errors import UserError
 
 JOB = "reclassify"
 EX_TEMPFAIL = 75  # sysexits.h: temporary failure, try again later (another run holds the lock)
@@ -53,7 +53,7 @@ class ScheduleConfig(BaseModel):
     inbox: str = Field("work/inbox", description="Folder new thread files are dropped into (any ingest format).")
     processed: str = Field("work/processed", description="Ingested inbox files are moved here.")
     quarantine: str = Field("work/quarantine", description="Files that failed to parse, each with .error.txt.")
-    store: str = Field("work/threadstance.sqlite", description="The SQLite store.")
+    store: str = Field(STORE_PATH, description="The SQLite store.")
     model: str = Field("models/default", description="Model directory; its model_version keys the predictions.")
     export: str = Field("work/export", description="Folder that receives predictions.parquet and .csv.")
     batch_size: int = Field(32, ge=1, le=4096, description="At most this many items per model call and per "
@@ -72,15 +72,9 @@ class ScheduleConfig(BaseModel):
 
 def load_schedule(path: str | Path = DEFAULT_CONFIG, overrides: list[str] | None = None) -> ScheduleConfig:
     """Load and validate the schedule config; ConfigError names the key and the file."""
-    from pipeline.config.run import apply_override
+    from pipeline.config.run import load_validated
 
-    data = load_yaml(path)
-    for override in overrides or []:
-        apply_override(data, override, f"{path} (--set)")
-    try:
-        return ScheduleConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc), path) from exc
+    return load_validated(ScheduleConfig, path, overrides)
 
 
 # ---- lock and log ---------------------------------------------------------------------------------
@@ -189,13 +183,11 @@ class DryRunPlan:
 
 def model_version_of(model_dir: str | Path) -> str:
     """The model_version recorded in a model directory's threadstance.json (without loading the weights)."""
-    from pipeline.modeling.model import MODEL_META
+    from pipeline.modeling.folder import ModelFolder
 
-    meta = Path(model_dir) / MODEL_META
-    if not meta.is_file():
-        raise UserError(f"not a threadstance model directory (no {MODEL_META}); train one with `threadstance "
-                        "train` or fix `model:` in the schedule config", model_dir)
-    return json.loads(meta.read_text(encoding="utf-8")).get("model_version", "unversioned")
+    folder = ModelFolder(model_dir)
+    folder.require("train one with `threadstance train` or fix `model:` in the schedule config")
+    return folder.recorded_version()
 
 
 def inbox_files(cfg: ScheduleConfig) -> list[Path]:

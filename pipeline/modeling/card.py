@@ -1,23 +1,16 @@
-"""The model card (README.md) of a trained model directory, written from its recorded files only."""
+"""The model card (README.md) of a trained model directory, rendered from its recorded files only
+(:meth:`pipeline.modeling.folder.ModelFolder.write_card` reads them and writes the card)."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import yaml
+from typing import Any
 
 
 def _fmt(x: float | None) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
-def write_model_card(model_dir: str | Path) -> Path:
-    """(Re)write ``README.md`` from metrics.json, config.yaml and, once evaluated, gold_metrics.json."""
-    d = Path(model_dir)
-    m = json.loads((d / "metrics.json").read_text(encoding="utf-8"))
-    cfg = yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8"))
-    gold_path = d / "gold_metrics.json"
-    gold = json.loads(gold_path.read_text(encoding="utf-8")) if gold_path.exists() else None
+def render_model_card(m: dict[str, Any], cfg: dict[str, Any], gold: dict[str, Any] | None) -> str:
+    """The card's Markdown from metrics.json (``m``), config.yaml (``cfg``) and, once evaluated, gold_metrics.json."""
     c = m["counts"]
     hw = m["hardware"]
     lines = [
@@ -65,6 +58,4 @@ def write_model_card(model_dir: str | Path) -> Path:
                 if c.get("domain_real_train") and "domain_real" not in m["dev"] else []),
               "- Stance classes favor/against are rare in real threads; per-target F1 rests on few examples and "
               "carries wide confidence intervals (see the evaluation report).", ""]
-    path = d / "README.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+    return "\n".join(lines)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import UserError
+from pipeline.modeling.base_models import sha256_file as file_digest
 
 if TYPE_CHECKING:
     import torch
@@ -54,12 +55,6 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")  # without tokeniz
 ENCODER_FILES = (f"{ENCODER_DIR}/config.json",)
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class ModelFolder:

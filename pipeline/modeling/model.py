@@ -1,27 +1,20 @@
 """The multi-task model: one shared transformer encoder, a sentiment head and one stance head per target.
 
-All heads read the same mean-pooled encoding, so one forward pass gives every label. Saved as a
-directory: ``encoder/`` (``save_pretrained``: config + safetensors), ``heads.safetensors``,
-``tokenizer`` files, and ``threadstance.json`` (label spaces and pooling) next to them.
+All heads read the same mean-pooled encoding, so one forward pass gives every label. Saved and loaded
+by :class:`pipeline.modeling.folder.ModelFolder`.
 """
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
-from pipeline.errors import UserError
 from pipeline.modeling.base_models import resolve_base_model
 
-MODEL_META = "threadstance.json"
-HEADS_FILE = "heads.safetensors"
+
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     mask = mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -115,40 +108,10 @@ class MultiTaskModel(nn.Module):
         """Logits: ``{"sentiment": [B, S], "stance": {target: [B, 3]}, "pair_stance": [B, 3]}``."""
         return self.heads(self.encode(input_ids, attention_mask, token_type_ids))
 
-    # ---- persistence --------------------------------------------------------------------------
-    def save(self, out_dir: str | Path, tokenizer: PreTrainedTokenizerBase) -> None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        self.encoder.save_pretrained(out / "encoder", safe_serialization=True)
-        tokenizer.save_pretrained(out)
+    def head_state(self) -> dict[str, torch.Tensor]:
+        """The heads' weights (the encoder is saved on its own), as stored in ``heads.safetensors``."""
         heads = {f"sentiment_head.{k}": v for k, v in self.sentiment_head.state_dict().items()}
         for t, head in self.stance_heads.items():
             heads.update({f"stance_heads.{t}.{k}": v for k, v in head.state_dict().items()})
         heads.update({f"pair_stance_head.{k}": v for k, v in self.pair_stance_head.state_dict().items()})
-        save_file({k: v.detach().contiguous().cpu() for k, v in heads.items()}, str(out / HEADS_FILE))
-        meta = {"sentiment_classes": self.sentiment_classes, "stance_classes": self.stance_classes,
-                "targets": self.targets, "pooling": self.pooling, "dropout": self.dropout_p}
-        (out / MODEL_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-
-    @classmethod
-    def load(cls, model_dir: str | Path, device: str | torch.device = "cpu"
-             ) -> tuple[MultiTaskModel, PreTrainedTokenizerBase]:
-        """Load a saved model directory (as written by :meth:`save`) in eval mode."""
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        d = Path(model_dir)
-        if not (d / MODEL_META).is_file():
-            raise UserError(f"not a threadstance model directory (no {MODEL_META}); train one with "
-                            "`threadstance train`", d)
-        meta = json.loads((d / MODEL_META).read_text(encoding="utf-8"))
-        encoder = AutoModel.from_pretrained(d / "encoder")
-        model = cls(encoder, meta["sentiment_classes"], meta["stance_classes"], meta["targets"],
-                    meta.get("dropout", 0.1), meta.get("pooling", "mean"))
-        state = load_file(str(d / HEADS_FILE))
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        unexpected = [k for k in unexpected if not k.startswith("encoder.")]
-        head_missing = [k for k in missing if not k.startswith("encoder.")]
-        if head_missing or unexpected:
-            raise UserError(f"model heads do not match {MODEL_META}: missing {head_missing}, "
-                            f"unexpected {unexpected}", d / HEADS_FILE)
-        tokenizer = AutoTokenizer.from_pretrained(d)
-        return model.to(device).eval(), tokenizer
+        return heads

@@ -17,7 +17,8 @@ import numpy as np
 from pipeline.config.schema import LabelSchema
 
 if TYPE_CHECKING:
-    from pipeline.evaluation.evaluate import EvalSet, SystemOutput
+    from pipeline.evaluation.goldset import EvalSet
+    from pipeline.evaluation.scoring import SystemOutput
 
 ERROR_COLUMNS = ["item_id", "kind", "field", "gold", "predicted", "probability", "gold_probability", "text"]
 TEXT_IN_REPORT = 400
@@ -327,7 +328,7 @@ def _group_polar(m: dict[str, Any], group: str, target: str) -> list[int]:
 def write_report(out: Path, metrics: dict[str, Any], es: EvalSet, model: SystemOutput,
                  schema: LabelSchema) -> dict[str, Path]:
     """Write every report file into ``out``; returns their paths by name."""
-    from pipeline.evaluation.evaluate import _jsonable
+    from pipeline.evaluation.scoring import jsonable
 
     out.mkdir(parents=True, exist_ok=True)
     errors = model_errors(es, model, schema)
@@ -341,7 +342,7 @@ def write_report(out: Path, metrics: dict[str, Any], es: EvalSet, model: SystemO
     plot_reliability(out / "reliability.png", metrics["model"]["calibration"], ["sentiment", *schema.target_names])
     figures["reliability"] = "reliability.png"
     metrics["files"] = {"errors": "errors.csv", "figures": figures, "report": ["report.md", "report.html"]}
-    (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2) + "\n", encoding="utf-8")
+    (out / "metrics.json").write_text(json.dumps(jsonable(metrics), indent=2) + "\n", encoding="utf-8")
     blocks = build_blocks(metrics, errors, figures)
     (out / "report.md").write_text(render_markdown(blocks), encoding="utf-8")
     title = f"threadstance evaluation: {metrics['run_name']}"

@@ -12,19 +12,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pipeline.metrics import f1_avg, macro_f1
+from pipeline.metrics import f1_avg, headline_scores, macro_f1
+from pipeline.modeling.outputs import Probabilities, apply_bias, to_predictions
 
 GRID = np.round(np.arange(-2.0, 2.01, 0.25), 2)
-
-
-def apply_bias(probs: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-    """Shift log-probabilities by ``bias`` (last axis) and renormalise."""
-    if bias is None:
-        return probs
-    logits = np.log(np.clip(probs, 1e-12, 1.0)) + bias
-    logits -= logits.max(axis=-1, keepdims=True)
-    out = np.exp(logits)
-    return (out / out.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 def fit_stance_bias(probs: np.ndarray, gold: Sequence[str], classes: Sequence[str], none_class: str,
@@ -54,32 +45,44 @@ def fit_sentiment_bias(probs: np.ndarray, gold: Sequence[str], classes: Sequence
     return best
 
 
+def raw_probabilities(model_dir, records: list[dict], batch_size: int = 64) -> Probabilities:  # noqa: ANN001
+    """The saved model's probabilities on CPU in fp32, without decision biases (temperature applied)."""
+    import torch
+
+    from pipeline.modeling.encoding import InputSpec, encode_texts, special_ids
+    from pipeline.modeling.folder import ModelFolder
+    from pipeline.modeling.outputs import collect, iter_proba, torch_forward
+
+    folder = ModelFolder(model_dir)
+    meta = folder.read_meta()
+    model, tokenizer = folder.load_model("cpu")
+    spec = InputSpec(**meta.get("input", {}))
+    temps = meta.get("temperature") or {}
+    parents = [r.get("parent_text") for r in records]
+    ids = encode_texts(tokenizer, [r["text"] for r in records], spec, parents if spec.include_parent else None)
+    forward = torch_forward(model, torch.device("cpu"), False, float(temps.get("sentiment", 1.0)),
+                            float(temps.get("stance", 1.0)))
+    batches = iter_proba(ids, forward, tokenizer.pad_token_id or 0, special_ids(tokenizer)[1], batch_size)
+    return collect(batches, len(records), len(model.sentiment_classes), model.targets, len(model.stance_classes))
+
+
 def calibrate_model_dir(model_dir, records: list[dict], schema, set_name: str) -> dict:  # noqa: ANN001
     """Fit decision biases of a saved model on ``records`` (dev items with labels) and store them.
 
     Writes ``decision_bias`` into the model's ``threadstance.json`` and returns the dev scores before and
     after (the latter are optimistic: fitted on the same items).
     """
-    import json
-    from pathlib import Path
+    from pipeline.modeling.folder import ModelFolder
 
-    from pipeline.inference.predict import Predictor, to_predictions
-    from pipeline.metrics import headline_scores
-    from pipeline.modeling.model import MODEL_META
-
-    meta_path = Path(model_dir) / MODEL_META
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    meta.pop("decision_bias", None)
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    predictor = Predictor(model_dir, device="cpu")
-    raw = predictor.predict_proba([r["text"] for r in records], [r.get("parent_text") for r in records])
+    folder = ModelFolder(model_dir)
+    raw = raw_probabilities(folder.path, records)
     gold = {"sentiment": [r["sentiment"] for r in records]}
     gold.update({t: [r["stance"][t] for r in records] for t in schema.target_names})
     sent_bias = fit_sentiment_bias(raw.sentiment, gold["sentiment"], schema.sentiment_classes)
     stance_bias = np.stack([fit_stance_bias(raw.stance[t], gold[t], schema.stance_classes, schema.none_class,
                                             schema.polar_classes) for t in schema.target_names])
 
-    def scores(probs) -> dict:  # noqa: ANN001
+    def scores(probs: Probabilities) -> dict:
         preds = to_predictions(probs, schema.sentiment_classes, schema.stance_classes, schema.target_names,
                                schema.none_class)
         pred = {"sentiment": [p.sentiment for p in preds]}
@@ -89,13 +92,10 @@ def calibrate_model_dir(model_dir, records: list[dict], schema, set_name: str) -
         return {"sentiment_macro_f1": s["sentiment_macro_f1"], "stance_score": s["stance_score"],
                 "f1_avg": {t: s["stance"][t]["f1_avg"] for t in schema.target_names}}
 
-    from pipeline.inference.predict import Probabilities
-
     adjusted = Probabilities(apply_bias(raw.sentiment, sent_bias),
                              {t: apply_bias(raw.stance[t], stance_bias[j]) for j, t in enumerate(schema.target_names)})
-    meta["decision_bias"] = {"fitted_on": set_name, "n": len(records), "sentiment": sent_bias.tolist(),
-                             "stance": stance_bias.tolist()}
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    folder.update_meta(decision_bias={"fitted_on": set_name, "n": len(records), "sentiment": sent_bias.tolist(),
+                                      "stance": stance_bias.tolist()})
     return {"set": set_name, "n": len(records), "before": scores(raw), "after_fitted_on_same_items": scores(adjusted),
             "sentiment_bias": sent_bias.tolist(), "stance_bias": dict(zip(schema.target_names, stance_bias.tolist()))}
 

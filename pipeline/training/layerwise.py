@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any
 
 import numpy as np
 import torch
@@ -26,6 +25,7 @@ from pipeline.modeling.encoding import InputSpec
 from pipeline.modeling.layerwise import fit_top, lower_states, n_layers, pad_states, run_top
 from pipeline.modeling.model import MultiTaskModel
 from pipeline.training.features import IGNORE, Collator, label_columns
+from pipeline.training.run import RunResult, balanced_class_weights, build_data, save_run, score_dev
 
 
 def _log(msg: str) -> None:
@@ -54,14 +54,12 @@ def use_bf16(cfg: RunConfig) -> bool:
 
 def class_weight_tensors(labels: dict[str, np.ndarray], schema: LabelSchema, cfg: RunConfig
                          ) -> dict[str, torch.Tensor | None]:
-    from pipeline.training.loop import _class_weights
-
     if cfg.training.class_weights != "balanced":
         return {}
     cap = cfg.training.class_weight_cap
-    out = {"sentiment": _class_weights(list(labels["sentiment"]), len(schema.sentiment_classes), cap)}
+    out = {"sentiment": balanced_class_weights(list(labels["sentiment"]), len(schema.sentiment_classes), cap)}
     for t in schema.target_names:
-        out[t] = _class_weights(list(labels[f"stance_{t}"]), len(schema.stance_classes), cap)
+        out[t] = balanced_class_weights(list(labels[f"stance_{t}"]), len(schema.stance_classes), cap)
     return out
 
 
@@ -108,10 +106,8 @@ def fit_linear_heads(model: MultiTaskModel, X: np.ndarray, labels: dict[str, np.
         fit(model.stance_heads[t], labels[f"stance_{t}"])
 
 
-def train_layerwise(cfg: RunConfig, progress: bool = True) -> Any:
+def train_layerwise(cfg: RunConfig, progress: bool = True) -> RunResult:
     """Train per ``training.trainable_layers`` (0 or k > 0) and write the model directory."""
-    from pipeline.training.loop import RunResult, build_data, save_run, score_dev
-
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if cfg.training.num_threads:
         torch.set_num_threads(cfg.training.num_threads)

@@ -6,20 +6,14 @@ dev set named by ``data.selection`` — the corpus dev split or the real in-doma
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
-import platform
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from datasets import Dataset, concatenate_datasets
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -29,53 +23,36 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from sklearn.utils.class_weight import compute_class_weight
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.utils import logging as hf_logging
 
 from pipeline.config.run import RunConfig
 from pipeline.config.schema import LabelSchema
-from pipeline.data.public_data import load_tweeteval_sentiment, load_vast
-from pipeline.data.splits import make_splits
-from pipeline.errors import ConfigError
-from pipeline.hardware import cpu_name
-from pipeline.inference.predict import Probabilities, resolve_device, to_predictions
-from pipeline.metrics import headline_scores
+from pipeline.hardware import resolve_device
 from pipeline.modeling.encoding import InputSpec
-from pipeline.modeling.model import HEADS_FILE, MODEL_META, MultiTaskModel, multitask_loss
-from pipeline.training.features import IGNORE, Collator, label_columns, pair_features, record_features
+from pipeline.modeling.model import MultiTaskModel, multitask_loss
+from pipeline.progress import PlainProgress, is_terminal
+from pipeline.training.features import Collator, label_columns
+from pipeline.training.run import DevSet, RunResult, balanced_class_weights, build_data, save_run, score_dev
 
 console = Console(stderr=True)
 
 
-@dataclass
-class DevSet:
-    """A dev set: its records (with gold labels) and their features."""
-
-    name: str
-    records: list[dict]
-    features: Dataset
-
-
-@dataclass
-class RunResult:
-    output_dir: Path
-    model_version: str
-    dev_metrics: dict[str, Any]
-    train_seconds: float
-    counts: dict[str, Any] = field(default_factory=dict)
-
-
 class RichProgress(TrainerCallback):
-    """A rich progress bar with ETA and the latest loss, in place of tqdm."""
+    """A rich progress bar with ETA and the latest loss, in place of tqdm; without a terminal (cron, CI,
+    ``| tee``) plain progress lines (steps done, rate, ETA) instead, so training is never silent."""
 
     def __init__(self, label: str, enabled: bool = True) -> None:
         self.label, self.enabled = label, enabled
         self.progress: Progress | None = None
+        self.plain: PlainProgress | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
-        if self.enabled:
+        if self.enabled and not is_terminal(console.file):
+            self.plain = PlainProgress(state.max_steps, self.label, unit="steps", stream=console.file)
+            self.plain.done = self.plain.last_done = state.global_step
+        elif self.enabled:
             self.progress = Progress(TextColumn(f"[bold]{self.label}"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                                      console=console)
@@ -86,6 +63,8 @@ class RichProgress(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
         if self.progress:
             self.progress.update(self.task, completed=state.global_step)
+        if self.plain and state.global_step > self.plain.done:
+            self.plain.advance(state.global_step - self.plain.done)
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
         if self.progress and logs:
@@ -94,47 +73,10 @@ class RichProgress(TrainerCallback):
             self.progress.update(self.task, info=info)
 
     def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001
+        self.plain = None
         if self.progress:
             self.progress.stop()
             self.progress = None
-
-
-def predict_features(model: MultiTaskModel, features: Dataset, collator: Collator, batch_size: int,
-                     device: torch.device) -> Probabilities:
-    """Probabilities for a feature set, batches sorted by length (input order restored)."""
-    n = len(features)
-    order = np.argsort(features["length"], kind="stable")
-    sent = np.zeros((n, len(model.sentiment_classes)), dtype=np.float32)
-    stance = {t: np.zeros((n, len(model.stance_classes)), dtype=np.float32) for t in model.targets}
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        for start in range(0, n, batch_size):
-            idx = order[start: start + batch_size]
-            batch = collator([features[int(i)] for i in idx])
-            out = model(batch["input_ids"].to(device), batch["attention_mask"].to(device),
-                        batch["token_type_ids"].to(device))
-            sent[idx] = torch.softmax(out["sentiment"].float(), -1).cpu().numpy()
-            for t in model.targets:
-                stance[t][idx] = torch.softmax(out["stance"][t].float(), -1).cpu().numpy()
-    model.train(was_training)
-    return Probabilities(sent, stance)
-
-
-def score_dev(model: MultiTaskModel, dev: DevSet, schema: LabelSchema, collator: Collator, device: torch.device,
-              batch_size: int = 64) -> dict[str, Any]:
-    probs = predict_features(model, dev.features, collator, batch_size, device)
-    preds = to_predictions(probs, model.sentiment_classes, model.stance_classes, model.targets, schema.none_class)
-    gold = {"sentiment": [r["sentiment"] for r in dev.records]}
-    pred = {"sentiment": [p.sentiment for p in preds]}
-    for t in schema.target_names:
-        gold[t] = [r["stance"][t] for r in dev.records]
-        pred[t] = [p.stance[t] for p in preds]
-    scores = headline_scores(gold, pred, schema.sentiment_classes, schema.stance_classes, schema.target_names,
-                             schema.polar_classes)
-    scores["selection"] = (scores["sentiment_macro_f1"] + scores["stance_score"]) / 2
-    scores["n"] = len(dev.records)
-    return scores
 
 
 class MultiTaskTrainer(Trainer):
@@ -192,16 +134,6 @@ class MultiTaskTrainer(Trainer):
         return metrics
 
 
-def _class_weights(labels: list[int], n_classes: int, cap: float) -> torch.Tensor | None:
-    present = sorted({y for y in labels if y != IGNORE})
-    if len(present) < 2:
-        return None
-    y = np.array([v for v in labels if v != IGNORE])
-    weights = np.ones(n_classes, dtype=np.float32)
-    weights[present] = compute_class_weight("balanced", classes=np.array(present), y=y)
-    return torch.tensor(np.clip(weights, 1.0 / cap, cap), dtype=torch.float)
-
-
 def _device_args(cfg: RunConfig) -> dict[str, Any]:
     device = resolve_device(cfg.training.device)
     bf16 = cfg.training.bf16 == "on" or (cfg.training.bf16 == "auto" and device.type == "cuda"
@@ -228,74 +160,8 @@ def _training_args(cfg: RunConfig, out: Path, n_train: int, epochs: float, lr: f
         disable_tqdm=True, remove_unused_columns=False, dataloader_num_workers=0, **_device_args(cfg))
 
 
-def model_version(model_dir: Path, schema: LabelSchema) -> str:
-    """Content hash of the weights, the decision biases and the label schema (first 12 hex digits)."""
-    h = hashlib.sha256()
-    meta = json.loads((model_dir / MODEL_META).read_text(encoding="utf-8"))
-    h.update(json.dumps(meta.get("decision_bias"), sort_keys=True).encode())
-    for path in sorted([model_dir / HEADS_FILE, *(model_dir / "encoder").glob("*.safetensors")]):
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    h.update(schema.model_dump_json().encode())
-    return h.hexdigest()[:12]
-
-
-def build_data(cfg: RunConfig, schema: LabelSchema, tokenizer: Any, spec: InputSpec, require_dev: bool = True
-               ) -> tuple[Dataset, list[DevSet], Dataset | None, dict[str, Any]]:
-    """Train features, dev sets, optional VAST pair features and the counts for the model card."""
-    sp = make_splits(cfg, schema)
-    if not sp.train:
-        raise ConfigError("no training items: data.corpus is empty and data.domain_real trains on nothing",
-                          key="data.corpus")
-    parts = [record_features(sp.train, schema, tokenizer, spec)]
-    n_corpus_train = len(sp.train) - len(sp.real_train) * sp.real_repeat
-    counts: dict[str, Any] = {"corpus_total": sp.corpus_total, "train": n_corpus_train, "corpus_dev": len(sp.corpus_dev)}
-    if sp.real_train:
-        counts["domain_real_train"] = len(sp.real_train)
-        counts["domain_real_repeat"] = sp.real_repeat
-    tw = cfg.data.aux.tweeteval_sentiment
-    if tw.enabled:
-        rows = load_tweeteval_sentiment(cfg.paths.shared, tw.split, tw.max_examples, cfg.seed)
-        recs = [{"text": r["text"], "sentiment": r["sentiment"], "stance": None} for r in rows]
-        parts.append(record_features(recs, schema, tokenizer, spec, sentiment_weight=tw.loss_weight))
-        counts["tweeteval_sentiment"] = len(recs)
-    train = concatenate_datasets(parts).shuffle(seed=cfg.seed)
-    devs = [DevSet("corpus_dev", sp.corpus_dev, record_features(sp.corpus_dev, schema, tokenizer, spec))] \
-        if sp.corpus_dev else []
-    if sp.real_dev:
-        devs.append(DevSet("domain_real", sp.real_dev, record_features(sp.real_dev, schema, tokenizer, spec)))
-        counts["domain_real"] = len(sp.real_dev)
-    if not devs and require_dev:
-        raise ConfigError("no dev set for model selection: give a corpus or set data.domain_real.use to dev or kfold",
-                          key="data.domain_real.use")
-    pairs = None
-    if cfg.data.aux.vast.enabled:
-        v = cfg.data.aux.vast
-        rows = load_vast(cfg.paths.shared, "train", v.max_examples, v.none_fraction, cfg.seed)
-        pairs = pair_features(rows, schema, tokenizer, spec).shuffle(seed=cfg.seed)
-        counts["vast_pairs"] = len(pairs)
-    counts["train_label_counts"] = label_counts(sp.train, schema)
-    return train, devs, pairs, counts
-
-
-def label_counts(records: list[dict], schema: LabelSchema) -> dict[str, dict[str, int]]:
-    out = {"sentiment": {c: 0 for c in schema.sentiment_classes}}
-    for t in schema.target_names:
-        out[t] = {c: 0 for c in schema.stance_classes}
-    for r in records:
-        out["sentiment"][r["sentiment"]] += 1
-        for t in schema.target_names:
-            out[t][r["stance"][t]] += 1
-    return out
-
-
-def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> RunResult:
-    """Run the configured training and write the model directory ``models/<run_name>/``."""
-    if cfg.training.trainable_layers is not None:
-        from pipeline.training.layerwise import train_layerwise
-
-        return train_layerwise(cfg, progress)
+def train_finetune(cfg: RunConfig, resume: bool = False, progress: bool = True) -> RunResult:
+    """Fine-tune the whole model with ``transformers.Trainer`` and write the model directory."""
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -338,9 +204,9 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> RunRes
     class_weights: dict[str, torch.Tensor | None] = {}
     if cfg.training.class_weights == "balanced":
         cap = cfg.training.class_weight_cap
-        class_weights["sentiment"] = _class_weights(train_ds["sentiment"], len(schema.sentiment_classes), cap)
+        class_weights["sentiment"] = balanced_class_weights(train_ds["sentiment"], len(schema.sentiment_classes), cap)
         for t in schema.target_names:
-            class_weights[t] = _class_weights(train_ds[f"stance_{t}"], len(schema.stance_classes), cap)
+            class_weights[t] = balanced_class_weights(train_ds[f"stance_{t}"], len(schema.stance_classes), cap)
     selection = cfg.data.selection if any(d.name == cfg.data.selection for d in devs) else devs[0].name
     args = _training_args(cfg, ckpt / "main", len(train_ds), cfg.training.epochs, cfg.training.lr, True, cfg.seed)
     callbacks: list[TrainerCallback] = [RichProgress("training", progress)]
@@ -363,51 +229,3 @@ def train(cfg: RunConfig, resume: bool = False, progress: bool = True) -> RunRes
     return RunResult(out, version, dev_metrics, train_seconds, counts)
 
 
-def save_run(cfg: RunConfig, model: MultiTaskModel, tokenizer: Any, spec: InputSpec, schema: LabelSchema,
-             devs: list[DevSet], counts: dict[str, Any], dev_metrics: dict[str, Any], train_seconds: float,
-             device: torch.device, extra: dict[str, Any], log_history: list[dict]) -> str:
-    """Write the model directory (weights, tokenizer, meta, config, metrics, card); returns model_version."""
-    out = cfg.output_dir
-    model.save(out, tokenizer)
-    meta = json.loads((out / MODEL_META).read_text(encoding="utf-8"))
-    meta.update({"input": spec.__dict__, "none_class": schema.none_class, "schema_name": schema.name,
-                 "run_name": cfg.run_name})
-    if cfg.calibration.temperature:
-        meta["temperature"] = {**cfg.calibration.temperature, "fitted_on": cfg.calibration.fitted_on}
-    (out / MODEL_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    calibration = None
-    cal_set = next((d for d in devs if d.name == cfg.training.calibrate), None)
-    if cal_set is not None:
-        from pipeline.training.calibration import calibrate_model_dir
-
-        calibration = calibrate_model_dir(out, cal_set.records, schema, cal_set.name)
-    version = model_version(out, schema)
-    meta = json.loads((out / MODEL_META).read_text(encoding="utf-8"))
-    meta["model_version"] = version
-    (out / MODEL_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    (out / "labels.yaml").write_text(schema_yaml(schema), encoding="utf-8")
-    (out / "config.yaml").write_text(cfg.to_yaml(), encoding="utf-8")
-    hardware = {"device": str(device), "cpu": cpu_name(), "torch_threads": torch.get_num_threads(),
-                "cpu_count": os.cpu_count(),
-                "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                "torch": torch.__version__}
-    if device.type == "cuda":
-        hardware["gpu"] = torch.cuda.get_device_name(0)
-    summary = {"run_name": cfg.run_name, "model_version": version, "seed": cfg.seed, "base_model": cfg.model.base,
-               "train_seconds": round(train_seconds, 1), "hardware": hardware, "counts": counts,
-               "selection_dev_set": None, "best_step": None, "dev": dev_metrics, "dev_history": [],
-               **extra, "calibration": calibration, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    with open(out / "train_log.jsonl", "w", encoding="utf-8") as fh:
-        for entry in log_history:
-            fh.write(json.dumps(entry) + "\n")
-    from pipeline.modeling.card import write_model_card
-
-    write_model_card(out)
-    return version
-
-
-def schema_yaml(schema: LabelSchema) -> str:
-    import yaml
-
-    return yaml.safe_dump(schema.model_dump(), sort_keys=False, allow_unicode=True)

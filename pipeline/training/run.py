@@ -88,7 +88,7 @@ def score_dev(model: MultiTaskModel, dev: DevSet, schema: LabelSchema, collator:
     return scores
 
 
-def class_weights(labels: list[int], n_classes: int, cap: float) -> torch.Tensor | None:
+def balanced_class_weights(labels: list[int], n_classes: int, cap: float) -> torch.Tensor | None:
     present = sorted({y for y in labels if y != IGNORE})
     if len(present) < 2:
         return None
