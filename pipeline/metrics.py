@@ -7,6 +7,7 @@ score is the mean F1avg over targets.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
@@ -53,6 +54,18 @@ def headline_scores(gold: dict[str, Sequence[str]], pred: dict[str, Sequence[str
             "stance_score": float(np.mean([stance[t]["f1_avg"] for t in targets]))}
 
 
+def score_labelled(records: Sequence[dict], labels: Sequence[Any], schema: Any) -> dict:
+    """:func:`headline_scores` of predicted labels (objects with ``.sentiment`` and ``.stance[target]``, e.g.
+    :class:`pipeline.modeling.outputs.Prediction`) against labelled records (``sentiment``, ``stance``)."""
+    targets = schema.target_names
+    gold: dict[str, list[str]] = {"sentiment": [r["sentiment"] for r in records]}
+    pred: dict[str, list[str]] = {"sentiment": [p.sentiment for p in labels]}
+    for t in targets:
+        gold[t] = [r["stance"][t] for r in records]
+        pred[t] = [p.stance[t] for p in labels]
+    return headline_scores(gold, pred, schema.sentiment_classes, schema.stance_classes, targets, schema.polar_classes)
+
+
 # ---- evaluation extras: flat headline keys, confusion, calibration, bootstrap ----------------------------
 
 def headline_flat(scores: dict, targets: Sequence[str]) -> dict[str, float]:
@@ -71,11 +84,11 @@ def headline_keys(targets: Sequence[str]) -> list[str]:
 
 def confusion(y_true: Sequence[str], y_pred: Sequence[str], classes: Sequence[str]) -> list[list[int]]:
     """Confusion counts, rows = gold class, columns = predicted class (both in ``classes`` order)."""
-    pos = {c: i for i, c in enumerate(classes)}
-    m = np.zeros((len(classes), len(classes)), dtype=int)
-    for t, p in zip(y_true, y_pred):
-        m[pos[t], pos[p]] += 1
-    return m.tolist()
+    from sklearn.metrics import confusion_matrix
+
+    if len(y_true) == 0:
+        return [[0] * len(classes) for _ in classes]
+    return confusion_matrix(list(y_true), list(y_pred), labels=list(classes)).tolist()
 
 
 def _bin_index(confidence: np.ndarray, n_bins: int) -> np.ndarray:

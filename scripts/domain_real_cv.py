@@ -43,6 +43,7 @@ from pipeline.evaluation.baselines import (  # noqa: E402
     training_records,
 )
 from pipeline.metrics import headline_scores  # noqa: E402
+from pipeline.modeling.folder import CONFIG_FILE, METRICS_FILE, ModelFolder  # noqa: E402
 
 
 def fold_threads(args: argparse.Namespace) -> int:
@@ -62,9 +63,10 @@ def train_folds(args: argparse.Namespace) -> dict[int, float | None]:
     todo, seconds = [], {}
     for fold in range(args.folds):
         cfg = load_config(args.config, fold_overrides(args, fold, threads))
-        done = cfg.output_dir / "config.yaml"
-        if done.is_file() and done.read_text(encoding="utf-8") == cfg.to_yaml() and not args.retrain:
-            seconds[fold] = json.loads((cfg.output_dir / "metrics.json").read_text())["train_seconds"]
+        folder = ModelFolder(cfg.output_dir)
+        if (folder.has(CONFIG_FILE) and folder.read_text(CONFIG_FILE, verify=False) == cfg.to_yaml()
+                and not args.retrain):
+            seconds[fold] = folder.read_json(METRICS_FILE, verify=False)["train_seconds"]
             print(f"fold {fold}: reusing {cfg.output_dir}", file=sys.stderr)
         else:
             todo.append(fold)
@@ -119,7 +121,7 @@ def evaluate(args: argparse.Namespace, seconds: dict[int, float | None]) -> dict
         for name, base in (("tfidf_lr", TfidfLogRegBaseline(schema, seed=cfg.seed)), ("lexicon", LexiconBaseline(schema))):
             p = base.fit(texts_train, labels_train).predict(texts)
             by_system[name] = [{k: p[k][i] for k in p} for i in range(len(texts))]
-        meta = json.loads((Path(model_dir) / "metrics.json").read_text())
+        meta = ModelFolder(model_dir).read_json(METRICS_FILE)
         fold_scores = {}
         for name, rows in by_system.items():
             oof[name].extend(zip(dev, rows))

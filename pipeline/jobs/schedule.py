@@ -87,7 +87,12 @@ class LockHeld(Exception):
 
 
 class RunLock:
-    """An exclusive, non-blocking ``flock`` on a file, released when the process exits (even by kill -9)."""
+    """An exclusive, non-blocking ``flock`` on a file, released when the process exits (even by kill -9).
+
+    Plain ``fcntl`` rather than ``filelock`` on purpose: filelock's Unix lock is this same flock(2) call, and
+    holding the descriptor ourselves lets the holder write its pid into the lock file, which "already
+    running" (exit 75) reports. Linux/macOS only, like the cron job it guards.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

@@ -6,6 +6,7 @@ they always say the same thing; the HTML is a single self-contained page that li
 from __future__ import annotations
 
 import csv
+import functools
 import html
 import json
 import re
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from jinja2 import Environment, PackageLoader, Template
+from markupsafe import Markup
 
 from pipeline.config.schema import LabelSchema
 
@@ -134,46 +137,24 @@ def render_markdown(blocks: list[Block]) -> str:
     return "\n".join(out)
 
 
-def _inline_html(text: str) -> str:
+def _inline_html(text: str) -> Markup:
+    """Escaped text with `code` and **bold** marked up (the report's only inline Markdown)."""
     s = html.escape(str(text), quote=False)
     s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", s)
+    return Markup(re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", s))
 
 
-HTML_TEMPLATE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }}
-table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }}
-th, td {{ border: 1px solid #ccc; padding: 0.25em 0.5em; vertical-align: top; text-align: left; }}
-th {{ background: #f3f3f3; }}
-code {{ background: #f3f3f3; padding: 0 0.2em; }}
-img {{ margin: 0.25em; border: 1px solid #eee; max-width: 100%; }}
-</style></head>
-<body>
-{body}
-</body></html>
-"""
+@functools.cache
+def _html_template() -> Template:
+    env = Environment(loader=PackageLoader("pipeline.reporting", "templates"), autoescape=True,
+                      keep_trailing_newline=True)
+    env.filters["inline"] = _inline_html
+    return env.get_template("report.html.j2")
 
 
 def render_html(blocks: list[Block], title: str) -> str:
-    out: list[str] = []
-    for b in blocks:
-        kind = b[0]
-        if kind == "h":
-            out.append(f"<h{b[1]}>{_inline_html(b[2])}</h{b[1]}>")
-        elif kind == "p":
-            out.append(f"<p>{_inline_html(b[1])}</p>")
-        elif kind == "ul":
-            out.append("<ul>" + "".join(f"<li>{_inline_html(x)}</li>" for x in b[1]) + "</ul>")
-        elif kind == "table":
-            head = "".join(f"<th>{_inline_html(h)}</th>" for h in b[1])
-            rows = "".join("<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in row) + "</tr>" for row in b[2])
-            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-        elif kind == "img":
-            out.append("<div>" + "".join(f'<img src="{html.escape(src)}" alt="{html.escape(alt)}">'
-                                         for alt, src in b[1]) + "</div>")
-    return HTML_TEMPLATE.format(title=html.escape(title), body="\n".join(out))
+    """report.html from the same blocks as report.md (template: reporting/templates/report.html.j2)."""
+    return _html_template().render(blocks=blocks, title=title)
 
 
 # ---- the report ------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pipeline.metrics import f1_avg, headline_scores, macro_f1
+from pipeline.metrics import f1_avg, macro_f1, score_labelled
 from pipeline.modeling.outputs import Probabilities, apply_bias, to_predictions
 
 GRID = np.round(np.arange(-2.0, 2.01, 0.25), 2)
@@ -85,10 +85,7 @@ def calibrate_model_dir(model_dir, records: list[dict], schema, set_name: str) -
     def scores(probs: Probabilities) -> dict:
         preds = to_predictions(probs, schema.sentiment_classes, schema.stance_classes, schema.target_names,
                                schema.none_class)
-        pred = {"sentiment": [p.sentiment for p in preds]}
-        pred.update({t: [p.stance[t] for p in preds] for t in schema.target_names})
-        s = headline_scores(gold, pred, schema.sentiment_classes, schema.stance_classes, schema.target_names,
-                            schema.polar_classes)
+        s = score_labelled(records, preds, schema)
         return {"sentiment_macro_f1": s["sentiment_macro_f1"], "stance_score": s["stance_score"],
                 "f1_avg": {t: s["stance"][t]["f1_avg"] for t in schema.target_names}}
 

@@ -24,7 +24,7 @@ from pipeline.data.public_data import load_tweeteval_sentiment, load_vast
 from pipeline.data.splits import make_splits
 from pipeline.errors import ConfigError
 from pipeline.hardware import cpu_name
-from pipeline.metrics import headline_scores
+from pipeline.metrics import score_labelled
 from pipeline.modeling.encoding import InputSpec
 from pipeline.modeling.folder import METRICS_FILE, ModelFolder
 from pipeline.modeling.model import MultiTaskModel
@@ -76,13 +76,7 @@ def score_dev(model: MultiTaskModel, dev: DevSet, schema: LabelSchema, collator:
               batch_size: int = 64) -> dict[str, Any]:
     probs = predict_features(model, dev.features, collator, batch_size, device)
     preds = to_predictions(probs, model.sentiment_classes, model.stance_classes, model.targets, schema.none_class)
-    gold = {"sentiment": [r["sentiment"] for r in dev.records]}
-    pred = {"sentiment": [p.sentiment for p in preds]}
-    for t in schema.target_names:
-        gold[t] = [r["stance"][t] for r in dev.records]
-        pred[t] = [p.stance[t] for p in preds]
-    scores = headline_scores(gold, pred, schema.sentiment_classes, schema.stance_classes, schema.target_names,
-                             schema.polar_classes)
+    scores = score_labelled(dev.records, preds, schema)
     scores["selection"] = (scores["sentiment_macro_f1"] + scores["stance_score"]) / 2
     scores["n"] = len(dev.records)
     return scores
