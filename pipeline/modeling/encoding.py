@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
 from transformers import PreTrainedTokenizerBase
 
 
@@ -73,26 +72,3 @@ def special_ids(tokenizer: PreTrainedTokenizerBase) -> tuple[int, int]:
     if start is None or sep is None:
         raise ValueError(f"tokenizer {type(tokenizer).__name__} has no [CLS]/[SEP] or <s>/</s> tokens")
     return int(start), int(sep)
-
-
-def token_type_ids(ids: list[int], sep_id: int) -> list[int]:
-    """0 up to and including the first [SEP], 1 after it (BERT-style segment ids)."""
-    try:
-        first_sep = ids.index(sep_id)
-    except ValueError:
-        return [0] * len(ids)
-    return [0] * (first_sep + 1) + [1] * (len(ids) - first_sep - 1)
-
-
-def pad_batch(batch: Sequence[list[int]], pad_id: int, sep_id: int | None = None) -> dict[str, torch.Tensor]:
-    """Right-pad a batch to its longest member: input_ids, attention_mask (and token_type_ids)."""
-    width = max(len(ids) for ids in batch)
-    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    types = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, ids in enumerate(batch):
-        input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        mask[row, : len(ids)] = 1
-        if sep_id is not None:
-            types[row, : len(ids)] = torch.tensor(token_type_ids(ids, sep_id), dtype=torch.long)
-    return {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": types}

@@ -73,8 +73,8 @@ def softmax(x: np.ndarray) -> np.ndarray:
 def pad_numpy(batch: Sequence[list[int]], pad_id: int, sep_id: int) -> dict[str, np.ndarray]:
     """Right-pad to the longest member: int64 input_ids, attention_mask, token_type_ids.
 
-    Same values as :func:`pipeline.modeling.encoding.pad_batch` (segment 1 after the first [SEP]) without a
-    Python loop per token.
+    Segment ids are BERT-style: 0 up to and including the first [SEP], 1 after it. Training batches
+    (:class:`pipeline.training.features.Collator`) and inference batches are padded by this one function.
     """
     lengths = np.fromiter((len(ids) for ids in batch), dtype=np.int64, count=len(batch))
     width = int(lengths.max())

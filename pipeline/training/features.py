@@ -9,8 +9,9 @@ from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
 from pipeline.config.schema import LabelSchema
-from pipeline.modeling.encoding import InputSpec, encode_texts, pad_batch, special_ids
+from pipeline.modeling.encoding import InputSpec, encode_texts, special_ids
 from pipeline.modeling.model import IGNORE
+from pipeline.modeling.outputs import pad_numpy
 
 
 def label_columns(schema: LabelSchema) -> list[str]:
@@ -61,7 +62,8 @@ class Collator:
         self.sep_id = special_ids(self.tokenizer)[1]
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        batch = pad_batch([f["input_ids"] for f in features], self.pad_id, self.sep_id)
+        padded = pad_numpy([f["input_ids"] for f in features], self.pad_id, self.sep_id)
+        batch = {k: torch.from_numpy(v) for k, v in padded.items()}
         for col in self.columns:
             batch[col] = torch.tensor([f[col] for f in features], dtype=torch.long)
         batch["sent_weight"] = torch.tensor([f["sent_weight"] for f in features], dtype=torch.float)

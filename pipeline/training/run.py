@@ -28,7 +28,7 @@ from pipeline.metrics import score_labelled
 from pipeline.modeling.encoding import InputSpec
 from pipeline.modeling.folder import METRICS_FILE, ModelFolder
 from pipeline.modeling.model import MultiTaskModel
-from pipeline.modeling.outputs import Probabilities, to_predictions
+from pipeline.modeling.outputs import Probabilities, collect, iter_proba, to_predictions, torch_forward
 from pipeline.training.features import IGNORE, Collator, pair_features, record_features
 
 
@@ -52,24 +52,15 @@ class RunResult:
 
 def predict_features(model: MultiTaskModel, features: Dataset, collator: Collator, batch_size: int,
                      device: torch.device) -> Probabilities:
-    """Probabilities for a feature set, batches sorted by length (input order restored)."""
-    n = len(features)
-    order = np.argsort(features["length"], kind="stable")
-    sent = np.zeros((n, len(model.sentiment_classes)), dtype=np.float32)
-    stance = {t: np.zeros((n, len(model.stance_classes)), dtype=np.float32) for t in model.targets}
+    """Probabilities for a feature set through the one inference loop (batches sorted by length, input
+    order restored)."""
     was_training = model.training
     model.eval()
-    with torch.inference_mode():
-        for start in range(0, n, batch_size):
-            idx = order[start: start + batch_size]
-            batch = collator([features[int(i)] for i in idx])
-            out = model(batch["input_ids"].to(device), batch["attention_mask"].to(device),
-                        batch["token_type_ids"].to(device))
-            sent[idx] = torch.softmax(out["sentiment"].float(), -1).cpu().numpy()
-            for t in model.targets:
-                stance[t][idx] = torch.softmax(out["stance"][t].float(), -1).cpu().numpy()
+    batches = iter_proba(features["input_ids"], torch_forward(model, device), collator.pad_id, collator.sep_id,
+                         batch_size)
+    probs = collect(batches, len(features), len(model.sentiment_classes), model.targets, len(model.stance_classes))
     model.train(was_training)
-    return Probabilities(sent, stance)
+    return probs
 
 
 def score_dev(model: MultiTaskModel, dev: DevSet, schema: LabelSchema, collator: Collator, device: torch.device,
