@@ -111,3 +111,14 @@ def fixed_fold_split(records: list[dict], folds: dict[str, int], n_folds: int, f
     if found != list(range(n_folds)):
         raise ValueError(f"the fold file has folds {found}, the config asks for {n_folds}")
     return [r for r in records if folds[r["id"]] != fold], [r for r in records if folds[r["id"]] == fold]
+
+
+def record_label_counts(records: list[dict], schema: LabelSchema) -> dict[str, dict[str, int]]:
+    """Counts per field (``sentiment`` then each target) and class, every class listed (zeros too)."""
+    out = {"sentiment": {c: 0 for c in schema.sentiment_classes}}
+    out.update({t: {c: 0 for c in schema.stance_classes} for t in schema.target_names})
+    for r in records:
+        out["sentiment"][r["sentiment"]] += 1
+        for t in schema.target_names:
+            out[t][r["stance"][t]] += 1
+    return out

@@ -12,8 +12,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import linear_kernel
 
 from pipeline.config.run import RunConfig
-from pipeline.config.schema import LabelSchema
 from pipeline.data.corpus import load_corpus, split_corpus
+from pipeline.data.corpus import record_label_counts as label_counts
 from pipeline.data.public_data import load_domain_real, load_tweeteval_sentiment, load_vast
 from pipeline.ingest.normalize import normalize_text
 
@@ -37,16 +37,6 @@ class DataReport:
 
 def _key(text: str) -> str:
     return " ".join(normalize_text(text).lower().split())
-
-
-def label_counts(records: list[dict], schema: LabelSchema) -> dict[str, dict[str, int]]:
-    out = {"sentiment": {c: 0 for c in schema.sentiment_classes}}
-    out.update({t: {c: 0 for c in schema.stance_classes} for t in schema.target_names})
-    for r in records:
-        out["sentiment"][r["sentiment"]] += 1
-        for t in schema.target_names:
-            out[t][r["stance"][t]] += 1
-    return out
 
 
 def near_duplicates(texts: list[str], ids: list[str], threshold: float = 0.9,

@@ -20,6 +20,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from pipeline.config.run import RunConfig
 from pipeline.config.schema import LabelSchema
+from pipeline.data.corpus import record_label_counts
 from pipeline.data.public_data import load_tweeteval_sentiment, load_vast
 from pipeline.data.splits import make_splits
 from pipeline.errors import ConfigError
@@ -122,19 +123,8 @@ def build_data(cfg: RunConfig, schema: LabelSchema, tokenizer: Any, spec: InputS
         rows = load_vast(cfg.paths.shared, "train", v.max_examples, v.none_fraction, cfg.seed)
         pairs = pair_features(rows, schema, tokenizer, spec).shuffle(seed=cfg.seed)
         counts["vast_pairs"] = len(pairs)
-    counts["train_label_counts"] = label_counts(sp.train, schema)
+    counts["train_label_counts"] = record_label_counts(sp.train, schema)
     return train, devs, pairs, counts
-
-
-def label_counts(records: list[dict], schema: LabelSchema) -> dict[str, dict[str, int]]:
-    out = {"sentiment": {c: 0 for c in schema.sentiment_classes}}
-    for t in schema.target_names:
-        out[t] = {c: 0 for c in schema.stance_classes}
-    for r in records:
-        out["sentiment"][r["sentiment"]] += 1
-        for t in schema.target_names:
-            out[t][r["stance"][t]] += 1
-    return out
 
 
 def save_run(cfg: RunConfig, model: MultiTaskModel, tokenizer: Any, spec: InputSpec, schema: LabelSchema,
