@@ -43,6 +43,8 @@ RECIPES: dict[str, dict] = {
     "frozen_lr_corpus": {"kind": "lr", "corpus": True, "C": 4.0},
     "top2": {"kind": "top", "start": 10, "corpus": False, "real_repeat": 1, "epochs": 8, "lr": 1e-4},
     "top2_corpus": {"kind": "top", "start": 10, "corpus": True, "real_repeat": 2, "epochs": 3, "lr": 1e-4},
+    "top2_corpus_real3_sw": {"kind": "top", "start": 10, "corpus": True, "real_repeat": 3, "epochs": 3, "lr": 1e-4,
+                             "corpus_sentiment_weight": 0.5},
     "top4_corpus": {"kind": "top", "start": 8, "corpus": True, "real_repeat": 2, "epochs": 3, "lr": 6e-5},
 }
 
@@ -130,7 +132,7 @@ def run_fold_lr(recipe: dict, X: np.ndarray, y: dict[str, np.ndarray], train_idx
 
 
 def run_fold_top(recipe: dict, states: list, y: dict[str, np.ndarray], train_idx: np.ndarray, test_idx: np.ndarray,
-                 schema, seed: int, bf16: bool) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+                 schema, seed: int, bf16: bool, n_real: int) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
     from pipeline.modeling.layerwise import fit_top, logits_top
     from pipeline.modeling.model import MultiTaskModel
 
@@ -139,7 +141,10 @@ def run_fold_top(recipe: dict, states: list, y: dict[str, np.ndarray], train_idx
                                         schema.target_names, 0.1, "mean")
     labels = {k: v[train_idx] for k, v in y.items()}
     train_states = [states[i] for i in train_idx]
-    fit_top(model, train_states, labels, recipe["start"], epochs=recipe["epochs"], batch_size=16, lr=recipe["lr"],
+    sw = None
+    if "corpus_sentiment_weight" in recipe:
+        sw = np.where(train_idx >= n_real, recipe["corpus_sentiment_weight"], 1.0)
+    fit_top(model, train_states, labels, recipe["start"], sent_weight=sw, epochs=recipe["epochs"], batch_size=16, lr=recipe["lr"],
             head_lr=1e-3, weight_decay=0.01, warmup_ratio=0.1, class_weights=class_weights(labels, schema),
             loss_weights={"sentiment": 1.0, "stance": 1.0}, bf16=bf16, seed=seed,
             progress=lambda s, n, loss: print(f"\r  step {s}/{n} loss {loss:.3f}", end="", file=sys.stderr))
@@ -174,7 +179,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             s, st = run_fold_lr(recipe, cache["pooled"].numpy(), y, train_idx, test_idx, schema, args.seed)
         else:
             states = cache[f"s{recipe['start']}"]
-            s, st = run_fold_top(recipe, states, y, train_idx, test_idx, schema, args.seed, not args.fp32)
+            s, st = run_fold_top(recipe, states, y, train_idx, test_idx, schema, args.seed, not args.fp32, n_real)
         fold_seconds[fold] = round(time.time() - t0, 1)
         sent_oof[test_idx], stance_oof[test_idx] = s, st
         print(f"{args.recipe} fold {fold}: {fold_seconds[fold]}s", file=sys.stderr)
@@ -274,6 +279,59 @@ def paired_diff(a: dict, b: dict, real: list[dict], schema, resamples: int = 200
     return {"sentiment": [point[0], lo[0], hi[0]], "stance": [point[1], lo[1], hi[1]]}
 
 
+DESCRIBE = {
+    "frozen_lr": "(b) frozen mpnet, mean-pooled, + logistic regression (C=4, balanced) per task; real only",
+    "frozen_lr_corpus": "(b, e) the same + the written corpus",
+    "top2": "(c) mpnet top 2 layers + heads fine-tuned on cached layer-10 states; real only, 8 epochs",
+    "top2_corpus": "(c, e) top 2 layers; real x2 + written corpus, 3 epochs, lr 1e-4",
+    "top2_corpus_real3_sw": "(f) top 2 layers; real x3 + corpus, corpus sentiment loss x0.5, 3 epochs",
+    "top4_corpus": "(c, e) top 4 layers on cached layer-8 states; real x2 + corpus, 3 epochs, lr 6e-5",
+    "minilm_ft": "(a) today's recipe: MiniLM-L6 fully fine-tuned, corpus + real x3, 4 epochs, selection on corpus dev",
+}
+
+
+def write_markdown(rows: list[dict], diffs: dict, path: Path, args: argparse.Namespace) -> None:
+    targets = list(rows[0]["scores"]["pooled"]["f1_avg"])
+    lines = ["| recipe | what | sentiment macro-F1 | (fold mean ± sd) | stance score | (fold mean ± sd) | "
+             + " | ".join(f"F1avg {t}" for t in targets) + " | sent. ECE raw → T | train s / fold |",
+             "|---|---|---|---|---|---|" + "---|" * len(targets) + "---|---|"]
+    for r in rows:
+        sc = r["scores"]
+        pf = sc["per_fold"].values()
+        sm = [v["sentiment_macro_f1"] for v in pf]
+        st = [v["stance_score"] for v in pf]
+        secs = list(r["fold_seconds"].values())
+        name = r["name"]
+        what = DESCRIBE.get(name, "ensemble: mean of the members' probabilities" if name.startswith("ens:") else "")
+        ece = f"{sc['ece_raw']:.3f} → {sc['ece_temp']:.3f}" if sc.get("ece_raw") is not None else "–"
+        lines.append(f"| `{name}` | {what} | **{sc['pooled']['sentiment_macro_f1']:.3f}** | {np.mean(sm):.3f} ± "
+                     f"{np.std(sm, ddof=1):.3f} | **{sc['pooled']['stance_score']:.3f}** | {np.mean(st):.3f} ± "
+                     f"{np.std(st, ddof=1):.3f} | " + " | ".join(f"{sc['pooled']['f1_avg'][t]:.3f}" for t in targets)
+                     + f" | {ece} | {np.mean(secs):.0f} |")
+    lines += ["", "Paired differences (first − second), pooled out-of-fold scores, 95 % url-cluster bootstrap "
+              "(2,000 resamples of the 224 sites' pages):", "", "| pair | Δ sentiment macro-F1 [95 % CI] | "
+              "Δ stance score [95 % CI] |", "|---|---|---|"]
+    for k, d in diffs.items():
+        lines.append(f"| {k} | {d['sentiment'][0]:+.3f} [{d['sentiment'][1]:+.3f}, {d['sentiment'][2]:+.3f}] | "
+                     f"{d['stance'][0]:+.3f} [{d['stance'][1]:+.3f}, {d['stance'][2]:+.3f}] |")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def import_cv(path: Path, real: list[dict], schema) -> dict:  # noqa: ANN001
+    """A ``scripts/domain_real_cv.py`` result (labels, no logits) as a recipe row: one-hot log-probabilities."""
+    cv = json.loads(path.read_text(encoding="utf-8"))
+    oof = {}
+    for i, p in cv["predictions"].items():
+        sent = np.full(len(schema.sentiment_classes), -20.0)
+        sent[schema.sentiment_classes.index(p["sentiment"])] = 0.0
+        stance = np.full((len(schema.target_names), len(schema.stance_classes)), -20.0)
+        for j, t in enumerate(schema.target_names):
+            stance[j, schema.stance_classes.index(p[t])] = 0.0
+        oof[i] = {"sentiment": sent.tolist(), "stance": stance.tolist()}
+    return {"name": cv["name"], "oof": oof, "folds": list(range(cv["folds"])), "labels_only": True,
+            "fold_seconds": {str(f["fold"]): f["train_seconds"] or 0 for f in cv["per_fold"]}}
+
+
 def cmd_table(args: argparse.Namespace) -> None:
     schema = load_schema(REPO / "configs" / "labels.yaml")
     real, _, folds = load_data(args.shared)
@@ -284,6 +342,11 @@ def cmd_table(args: argparse.Namespace) -> None:
             continue
         res["scores"] = score(res, real, folds, schema)
         res["name"] = path.stem
+        rows.append(res)
+    for cv_path in args.cv:
+        res = import_cv(Path(cv_path), real, schema)
+        res["scores"] = score(res, real, folds, schema)
+        res["scores"]["ece_raw"] = res["scores"]["ece_temp"] = None  # labels only: no probabilities
         rows.append(res)
     by_name = {r["name"]: r for r in rows}
     for combo in args.ensemble:
@@ -309,6 +372,8 @@ def cmd_table(args: argparse.Namespace) -> None:
         diffs[f"{rows[0]['name']} - {rows[i + 1]['name']}"] = paired_diff(rows[0], rows[i + 1], real, schema)
     (OUT / "summary.json.txt").write_text(json.dumps({"recipes": summary, "paired": diffs}, indent=1) + "\n",
                                           encoding="utf-8")
+    if args.markdown:
+        write_markdown(rows, diffs, Path(args.markdown), args)
     for name, r in summary.items():
         p = r["pooled"]
         print(f"{name:28s} {p['sentiment_macro_f1']:.3f} / {p['stance_score']:.3f}  "
@@ -316,6 +381,48 @@ def cmd_table(args: argparse.Namespace) -> None:
               + f"  ece {r['ece_raw']:.3f}->{r['ece_temp']:.3f}  s/fold {np.mean(list(r['fold_seconds'].values())):.0f}")
     for k, d in diffs.items():
         print(k, {t: [round(x, 3) for x in v] for t, v in d.items()})
+
+
+def cmd_steptime(args: argparse.Namespace) -> None:
+    """Seconds per training step (batch 16, real passages) for full and top-k fine-tuning, bf16 vs fp32."""
+    import os
+
+    from pipeline.modeling.model import MultiTaskModel, multitask_loss
+
+    schema = load_schema(REPO / "configs" / "labels.yaml")
+    real, _, _ = load_data(args.shared)
+    torch.set_num_threads(2)
+    model, tok = MultiTaskModel.from_base("mpnet", schema.sentiment_classes, schema.stance_classes,
+                                          schema.target_names)
+    ids = encode_texts(tok, [r["text"] for r in real], SPEC)
+    y = labels_of(real, schema)
+    rng = np.random.default_rng(0)
+    out = {}
+    for precision in ("bf16", "fp32"):
+        opt = torch.optim.AdamW([p for p in model.parameters()], lr=1e-6)
+        times = []
+        for step in range(args.steps + 1):
+            idx = rng.choice(len(real), 16, replace=False)
+            width = max(len(ids[i]) for i in idx)
+            x = torch.zeros((16, width), dtype=torch.long)
+            m = torch.zeros((16, width), dtype=torch.long)
+            for r, i in enumerate(idx):
+                x[r, : len(ids[i])] = torch.tensor(ids[i])
+                m[r, : len(ids[i])] = 1
+            t0 = time.time()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                o = model(x, m)
+            loss = multitask_loss(o, {k: torch.as_tensor(v[idx]) for k, v in y.items()}, schema.target_names, {},
+                                  {"sentiment": 1.0, "stance": 1.0})
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            if step:  # the first step warms up
+                times.append(time.time() - t0)
+        out[f"full_{precision}"] = round(float(np.median(times)), 3)
+        print(precision, out, "load", os.getloadavg(), file=sys.stderr)
+    (OUT / "steptime.json").write_text(json.dumps({"seconds_per_step_batch16": out, "steps": args.steps,
+                                                    "loadavg": os.getloadavg()}) + "\n", encoding="utf-8")
 
 
 def main() -> None:
@@ -329,11 +436,15 @@ def main() -> None:
     run.add_argument("--seed", type=int, default=13)
     run.add_argument("--threads", type=int, default=2)
     run.add_argument("--fp32", action="store_true", help="train in fp32 instead of bf16 autocast")
+    st = sub.add_parser("steptime")
+    st.add_argument("--steps", type=int, default=6)
     table = sub.add_parser("table")
     table.add_argument("--ensemble", action="append", default=[], help="a+b: average of two recipes' probabilities")
+    table.add_argument("--cv", action="append", default=[], help="a scripts/domain_real_cv.py result to include")
+    table.add_argument("--markdown", default=None, help="write the table (and paired differences) here")
     table.add_argument("--pairs", type=int, default=3, help="paired differences: best vs the next N")
     args = ap.parse_args()
-    {"cache": cmd_cache, "run": cmd_run, "table": cmd_table}[args.cmd](args)
+    {"cache": cmd_cache, "run": cmd_run, "table": cmd_table, "steptime": cmd_steptime}[args.cmd](args)
 
 
 if __name__ == "__main__":
