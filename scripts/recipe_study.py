@@ -370,6 +370,11 @@ def cmd_table(args: argparse.Namespace) -> None:
     diffs = {}
     for i in range(min(len(rows) - 1, args.pairs)):
         diffs[f"{rows[0]['name']} - {rows[i + 1]['name']}"] = paired_diff(rows[0], rows[i + 1], real, schema)
+    named = {r["name"]: r for r in rows}
+    for pair in args.pair:
+        a, b = pair.split(":")
+        if a in named and b in named:
+            diffs[f"{a} - {b}"] = paired_diff(named[a], named[b], real, schema)
     (OUT / "summary.json.txt").write_text(json.dumps({"recipes": summary, "paired": diffs}, indent=1) + "\n",
                                           encoding="utf-8")
     if args.markdown:
@@ -397,30 +402,40 @@ def cmd_steptime(args: argparse.Namespace) -> None:
     ids = encode_texts(tok, [r["text"] for r in real], SPEC)
     y = labels_of(real, schema)
     rng = np.random.default_rng(0)
+    from pipeline.modeling.layerwise import forward_top, run_lower
+
     out = {}
-    for precision in ("bf16", "fp32"):
-        opt = torch.optim.AdamW([p for p in model.parameters()], lr=1e-6)
-        times = []
-        for step in range(args.steps + 1):
-            idx = rng.choice(len(real), 16, replace=False)
-            width = max(len(ids[i]) for i in idx)
-            x = torch.zeros((16, width), dtype=torch.long)
-            m = torch.zeros((16, width), dtype=torch.long)
-            for r, i in enumerate(idx):
-                x[r, : len(ids[i])] = torch.tensor(ids[i])
-                m[r, : len(ids[i])] = 1
-            t0 = time.time()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-                o = model(x, m)
-            loss = multitask_loss(o, {k: torch.as_tensor(v[idx]) for k, v in y.items()}, schema.target_names, {},
-                                  {"sentiment": 1.0, "stance": 1.0})
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
-            if step:  # the first step warms up
-                times.append(time.time() - t0)
-        out[f"full_{precision}"] = round(float(np.median(times)), 3)
-        print(precision, out, "load", os.getloadavg(), file=sys.stderr)
+    for mode in ("full", "top2"):
+        for precision in ("bf16", "fp32"):
+            params = [p for p in model.parameters()] if mode == "full" else \
+                [p for layer in model.encoder.encoder.layer[10:] for p in layer.parameters()]
+            opt = torch.optim.AdamW(params, lr=1e-6)
+            times = []
+            for step in range(args.steps + 1):
+                idx = rng.choice(len(real), 16, replace=False)
+                width = max(len(ids[i]) for i in idx)
+                x = torch.zeros((16, width), dtype=torch.long)
+                m = torch.zeros((16, width), dtype=torch.long)
+                for r, i in enumerate(idx):
+                    x[r, : len(ids[i])] = torch.tensor(ids[i])
+                    m[r, : len(ids[i])] = 1
+                if mode == "top2":
+                    with torch.no_grad():
+                        states = run_lower(model.encoder, x, m, 10)
+                    states = [states[r, : len(ids[i])].detach() for r, i in enumerate(idx)]
+                t0 = time.time()
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    o = model(x, m) if mode == "full" else forward_top(model, states, 10)
+                loss = multitask_loss(o, {k: torch.as_tensor(v[idx]) for k, v in y.items()}, schema.target_names,
+                                      {}, {"sentiment": 1.0, "stance": 1.0})
+                loss.backward()
+                opt.step()
+                opt.zero_grad()
+                model.zero_grad(set_to_none=True)
+                if step:  # the first step warms up
+                    times.append(time.time() - t0)
+            out[f"{mode}_{precision}"] = round(float(np.median(times)), 3)
+            print(out, "load", os.getloadavg(), file=sys.stderr)
     (OUT / "steptime.json").write_text(json.dumps({"seconds_per_step_batch16": out, "steps": args.steps,
                                                     "loadavg": os.getloadavg()}) + "\n", encoding="utf-8")
 
@@ -442,6 +457,7 @@ def main() -> None:
     table.add_argument("--ensemble", action="append", default=[], help="a+b: average of two recipes' probabilities")
     table.add_argument("--cv", action="append", default=[], help="a scripts/domain_real_cv.py result to include")
     table.add_argument("--markdown", default=None, help="write the table (and paired differences) here")
+    table.add_argument("--pair", action="append", default=[], help="a:b, an extra paired difference")
     table.add_argument("--pairs", type=int, default=3, help="paired differences: best vs the next N")
     args = ap.parse_args()
     {"cache": cmd_cache, "run": cmd_run, "table": cmd_table, "steptime": cmd_steptime}[args.cmd](args)

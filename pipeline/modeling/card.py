@@ -41,6 +41,12 @@ def render_model_card(m: dict[str, Any], cfg: dict[str, Any], gold: dict[str, An
               "|---|---|---|---|"]
     for name, s in m["dev"].items():
         lines.append(f"| {name} | {s['n']} | {_fmt(s['sentiment_macro_f1'])} | {_fmt(s['stance_score'])} |")
+    if not m["dev"]:
+        lines += ["| (none: every labelled item was trained on; see the out-of-fold estimate below) | – | – | – |"]
+    temp = cfg.get("calibration", {}).get("temperature")
+    if temp:
+        lines += ["", f"Probabilities are `softmax(logits / T)` with T = {temp.get('sentiment')} (sentiment) and "
+                  f"{temp.get('stance')} (stance), fitted on {cfg['calibration'].get('fitted_on') or 'held-out data'}."]
     lines += ["", "## Gold-set metrics", ""]
     if gold:
         lines += [f"On `{gold.get('gold_path', 'gold')}` ({gold.get('n_items', '?')} items): sentiment macro-F1 "
@@ -50,11 +56,11 @@ def render_model_card(m: dict[str, Any], cfg: dict[str, Any], gold: dict[str, An
         lines += ["Not evaluated yet: run `threadstance evaluate --model <this folder>`."]
     lines += ["", "## Intended use and limitations", "",
               "- For research on English-language comment threads about UK children's social work; labels follow "
-              "codebook v1. Not for decisions about individuals.",
+              "the codebook in `labels.yaml` (v1.1). Not for decisions about individuals.",
               "- Trained mostly on project-written text; real comments differ (length, irony, context from the "
               "thread). Replies are classified on their own text unless the config includes the parent.",
               *(["- domain_real was trained on, so it has no dev score here; the recipe's out-of-fold estimate "
-                 "on it is in the project's `reports/domain_real_cv/`."]
+                 "on it (url-grouped 5-fold CV) is in the project's `reports/recipes.md`."]
                 if c.get("domain_real_train") and "domain_real" not in m["dev"] else []),
               "- Stance classes favor/against are rare in real threads; per-target F1 rests on few examples and "
               "carries wide confidence intervals (see the evaluation report).", ""]
