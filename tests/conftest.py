@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,17 @@ def smoke_model(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> P
 def fixtures_dir() -> Path:
     """Project-written test inputs (tests/fixtures)."""
     return REPO / "tests" / "fixtures"
+
+
+def cli(args, monkeypatch, capsys):
+    """Run the real console entry point; returns (exit code, stdout, stderr)."""
+    from pipeline.cli import common
+    from pipeline.cli.main import main
+
+    for con in (common.console, common.err_console):
+        monkeypatch.setattr(con, "_width", 400)
+    monkeypatch.setattr(sys, "argv", ["threadstance", *map(str, args)])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err

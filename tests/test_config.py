@@ -13,7 +13,7 @@ from pipeline.errors import ConfigError
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("name", ["default.yaml", "smoke.yaml", "ablation_vast.yaml", "ablation_tweeteval.yaml"])
+@pytest.mark.parametrize("name", ["default.yaml", "fast.yaml", "smoke.yaml", "ablation_vast.yaml", "ablation_tweeteval.yaml"])
 def test_shipped_configs_validate(name: str) -> None:
     path = REPO / "configs" / name
     if not path.exists():

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import cli  # the console entry point as a test helper
 
 from pipeline.config.schema import load_schema
 from pipeline.errors import UserError
@@ -18,17 +19,6 @@ from pipeline.modeling.folder import MANIFEST_FILE, ModelFolder
 TEXT = "Managers keep blaming frontline social workers for every failure."
 
 
-def cli(args, monkeypatch, capsys):
-    from pipeline.cli import common
-    from pipeline.cli.main import main
-
-    for con in (common.console, common.err_console):
-        monkeypatch.setattr(con, "_width", 400)
-    monkeypatch.setattr(sys, "argv", ["threadstance", *map(str, args)])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.fixture

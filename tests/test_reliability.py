@@ -4,20 +4,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-
-
-def cli(args, monkeypatch, capsys):
-    """Run the real console entry point; returns (exit code, stdout, stderr)."""
-    from pipeline.cli import common
-    from pipeline.cli.main import main
-
-    for con in (common.console, common.err_console):
-        monkeypatch.setattr(con, "_width", 400)
-    monkeypatch.setattr(sys, "argv", ["threadstance", *map(str, args)])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
+from conftest import cli  # the console entry point as a test helper
 
 
 @pytest.mark.parametrize("args", [["nosuch"], ["ingest", "--bogus", "x"], ["ingest"], ["predict"],

@@ -83,7 +83,9 @@ def describe(cfg: RunConfig, db: Path | None = None, threshold: float = 0.9) -> 
     report = DataReport()
     corpus = load_corpus(cfg.data.corpus, schema)
     train, dev = split_corpus(corpus, schema, cfg.data.dev_fraction, cfg.seed)
-    sets: dict[str, list[dict]] = {"corpus": corpus, "train": train, "corpus_dev": dev}
+    sets: dict[str, list[dict]] = {"corpus": corpus, "train": train}
+    if dev:  # dev_fraction 0: the whole corpus is trained on
+        sets["corpus_dev"] = dev
     if cfg.data.domain_real.use != "none":
         sets["domain_real"] = load_domain_real(cfg.paths.shared)
     for name, recs in sets.items():
