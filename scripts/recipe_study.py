@@ -309,7 +309,7 @@ def write_markdown(rows: list[dict], diffs: dict, path: Path, args: argparse.Nam
                      f"{np.std(st, ddof=1):.3f} | " + " | ".join(f"{sc['pooled']['f1_avg'][t]:.3f}" for t in targets)
                      + f" | {ece} | {np.mean(secs):.0f} |")
     lines += ["", "Paired differences (first − second), pooled out-of-fold scores, 95 % url-cluster bootstrap "
-              "(2,000 resamples of the 224 sites' pages):", "", "| pair | Δ sentiment macro-F1 [95 % CI] | "
+              "(2,000 resamples of the 465 pages, i.e. urls):", "", "| pair | Δ sentiment macro-F1 [95 % CI] | "
               "Δ stance score [95 % CI] |", "|---|---|---|"]
     for k, d in diffs.items():
         lines.append(f"| {k} | {d['sentiment'][0]:+.3f} [{d['sentiment'][1]:+.3f}, {d['sentiment'][2]:+.3f}] | "
