@@ -24,6 +24,7 @@ from pipeline.hardware import cpu_has_native_bf16
 from pipeline.modeling.encoding import InputSpec
 from pipeline.modeling.layerwise import fit_top, lower_states, n_layers, pad_states, run_top
 from pipeline.modeling.model import MultiTaskModel
+from pipeline.progress import PlainProgress
 from pipeline.training.features import IGNORE, Collator, label_columns
 from pipeline.training.run import RunResult, balanced_class_weights, build_data, save_run, score_dev
 
@@ -32,17 +33,15 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _progress(label: str, every: int):  # noqa: ANN202
-    """A plain progress line every ``every`` units (and at the end): done/total, rate, ETA."""
-    started = time.time()
+def _progress(label: str, unit: str):  # noqa: ANN202
+    """A ``progress(done, total, loss=None)`` callback printing plain lines (:class:`PlainProgress`)."""
+    bar: PlainProgress | None = None
 
-    def report(done: int, total: int, loss: float | None = None) -> None:
-        if done % every and done != total:
-            return
-        rate = done / max(time.time() - started, 1e-9)
-        eta = (total - done) / rate if rate else 0.0
-        extra = f" loss {loss:.3f}" if loss is not None else ""
-        _log(f"{label}: {done}/{total} ({rate:.1f}/s, ETA {eta:.0f}s){extra}")
+    def report(done: int, total: int, loss: float | None = None) -> None:  # noqa: ARG001
+        nonlocal bar
+        if bar is None:
+            bar = PlainProgress(total, label, unit)
+        bar.advance(done - bar.done)
 
     return report
 
@@ -138,7 +137,7 @@ def train_layerwise(cfg: RunConfig, progress: bool = True) -> RunResult:
     unique: dict[tuple[int, ...], int] = {}
     slot = [unique.setdefault(tuple(x), len(unique)) for x in ids]
     distinct = [list(x) for x in unique]
-    report = _progress("frozen layers", 256) if progress else None
+    report = _progress("frozen layers", "texts") if progress else None
     t0 = time.time()
     cached = lower_states(model.encoder, distinct, start, batch_size=32, bf16=bf16,
                           pad_id=tokenizer.pad_token_id or 0, progress=report)
@@ -161,7 +160,7 @@ def train_layerwise(cfg: RunConfig, progress: bool = True) -> RunResult:
                          head_lr=t.head_lr, weight_decay=t.weight_decay, warmup_ratio=t.warmup_ratio,
                          class_weights=class_weight_tensors(labels, schema, cfg),
                          loss_weights={"sentiment": t.sentiment_loss_weight, "stance": t.stance_loss_weight},
-                         bf16=bf16, seed=cfg.seed, progress=_progress("training steps", 50) if progress else None)
+                         bf16=bf16, seed=cfg.seed, progress=_progress("training", "steps") if progress else None)
     model.eval()
     train_seconds = time.time() - started
     collator = Collator(tokenizer, label_columns(schema))
