@@ -286,14 +286,15 @@ DESCRIBE = {
     "top2_corpus": "(c, e) top 2 layers; real x2 + written corpus, 3 epochs, lr 1e-4",
     "top2_corpus_real3_sw": "(f) top 2 layers; real x3 + corpus, corpus sentiment loss x0.5, 3 epochs",
     "top4_corpus": "(c, e) top 4 layers on cached layer-8 states; real x2 + corpus, 3 epochs, lr 6e-5",
-    "minilm_ft": "(a) today's recipe: MiniLM-L6 fully fine-tuned, corpus + real x3, 4 epochs, selection on corpus dev",
+    "minilm_ft": "(a, e) the previous default, now `configs/fast.yaml`: MiniLM-L6 fully fine-tuned, corpus + real "
+                 "x3, 4 epochs, checkpoint chosen on the corpus dev split",
 }
 
 
 def write_markdown(rows: list[dict], diffs: dict, path: Path, args: argparse.Namespace) -> None:
     targets = list(rows[0]["scores"]["pooled"]["f1_avg"])
     lines = ["| recipe | what | sentiment macro-F1 | (fold mean ± sd) | stance score | (fold mean ± sd) | "
-             + " | ".join(f"F1avg {t}" for t in targets) + " | sent. ECE raw → T | train s / fold |",
+             + " | ".join(f"F1avg {t}" for t in targets) + " | sent. ECE raw → T | train s / fold (median) |",
              "|---|---|---|---|---|---|" + "---|" * len(targets) + "---|---|"]
     for r in rows:
         sc = r["scores"]
@@ -307,7 +308,7 @@ def write_markdown(rows: list[dict], diffs: dict, path: Path, args: argparse.Nam
         lines.append(f"| `{name}` | {what} | **{sc['pooled']['sentiment_macro_f1']:.3f}** | {np.mean(sm):.3f} ± "
                      f"{np.std(sm, ddof=1):.3f} | **{sc['pooled']['stance_score']:.3f}** | {np.mean(st):.3f} ± "
                      f"{np.std(st, ddof=1):.3f} | " + " | ".join(f"{sc['pooled']['f1_avg'][t]:.3f}" for t in targets)
-                     + f" | {ece} | {np.mean(secs):.0f} |")
+                     + f" | {ece} | {np.median(secs):.0f} |")
     lines += ["", "Paired differences (first − second), pooled out-of-fold scores, 95 % url-cluster bootstrap "
               "(2,000 resamples of the 465 pages, i.e. urls):", "", "| pair | Δ sentiment macro-F1 [95 % CI] | "
               "Δ stance score [95 % CI] |", "|---|---|---|"]
@@ -383,7 +384,8 @@ def cmd_table(args: argparse.Namespace) -> None:
         p = r["pooled"]
         print(f"{name:28s} {p['sentiment_macro_f1']:.3f} / {p['stance_score']:.3f}  "
               + " ".join(f"{t[:5]}={v:.2f}" for t, v in p["f1_avg"].items())
-              + f"  ece {r['ece_raw']:.3f}->{r['ece_temp']:.3f}  s/fold {np.mean(list(r['fold_seconds'].values())):.0f}")
+              + (f"  ece {r['ece_raw']:.3f}->{r['ece_temp']:.3f}" if r["ece_raw"] is not None else "")
+              + f"  s/fold {np.median(list(r['fold_seconds'].values())):.0f}")
     for k, d in diffs.items():
         print(k, {t: [round(x, 3) for x in v] for t, v in d.items()})
 
