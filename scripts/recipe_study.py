@@ -101,19 +101,6 @@ def labels_of(records: list[dict], schema) -> dict[str, np.ndarray]:  # noqa: AN
     return out
 
 
-def class_weights(labels: dict[str, np.ndarray], schema, cap: float = 5.0) -> dict:  # noqa: ANN001
-    from sklearn.utils.class_weight import compute_class_weight
-
-    out = {}
-    for key, y in labels.items():
-        n = len(schema.sentiment_classes) if key == "sentiment" else len(schema.stance_classes)
-        present = np.unique(y)
-        w = np.ones(n, dtype=np.float32)
-        w[present] = compute_class_weight("balanced", classes=present, y=y)
-        out[key.removeprefix("stance_")] = torch.tensor(np.clip(w, 1 / cap, cap), dtype=torch.float)
-    return out
-
-
 def run_fold_lr(recipe: dict, X: np.ndarray, y: dict[str, np.ndarray], train_idx: np.ndarray, test_idx: np.ndarray,
                 schema, seed: int) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
     from sklearn.linear_model import LogisticRegression
@@ -121,7 +108,6 @@ def run_fold_lr(recipe: dict, X: np.ndarray, y: dict[str, np.ndarray], train_idx
     def fit(yy: np.ndarray) -> np.ndarray:
         clf = LogisticRegression(C=recipe["C"], class_weight="balanced", max_iter=3000, random_state=seed)
         clf.fit(X[train_idx], yy[train_idx])
-        full = np.full((len(test_idx), len(np.unique(yy))), -1e4, dtype=np.float32)
         full = np.full((len(test_idx), max(3, yy.max() + 1)), -1e4, dtype=np.float32)
         full[:, clf.classes_] = clf.decision_function(X[test_idx])
         return full
@@ -133,9 +119,12 @@ def run_fold_lr(recipe: dict, X: np.ndarray, y: dict[str, np.ndarray], train_idx
 
 def run_fold_top(recipe: dict, states: list, y: dict[str, np.ndarray], train_idx: np.ndarray, test_idx: np.ndarray,
                  schema, seed: int, bf16: bool, n_real: int) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    from pipeline.config.run import load_config
     from pipeline.modeling.layerwise import fit_top, logits_top
     from pipeline.modeling.model import MultiTaskModel
+    from pipeline.training.run import task_class_weights
 
+    weighting = load_config(REPO / "configs" / "default.yaml")  # balanced class weights, capped at 5
     torch.manual_seed(seed)
     model, _ = MultiTaskModel.from_base("mpnet", schema.sentiment_classes, schema.stance_classes,
                                         schema.target_names, 0.1, "mean")
@@ -145,7 +134,7 @@ def run_fold_top(recipe: dict, states: list, y: dict[str, np.ndarray], train_idx
     if "corpus_sentiment_weight" in recipe:
         sw = np.where(train_idx >= n_real, recipe["corpus_sentiment_weight"], 1.0)
     fit_top(model, train_states, labels, recipe["start"], sent_weight=sw, epochs=recipe["epochs"], batch_size=16, lr=recipe["lr"],
-            head_lr=1e-3, weight_decay=0.01, warmup_ratio=0.1, class_weights=class_weights(labels, schema),
+            head_lr=1e-3, weight_decay=0.01, warmup_ratio=0.1, class_weights=task_class_weights(labels, schema, weighting),
             loss_weights={"sentiment": 1.0, "stance": 1.0}, bf16=bf16, seed=seed,
             progress=lambda s, n, loss: print(f"\r  step {s}/{n} loss {loss:.3f}", end="", file=sys.stderr))
     print(file=sys.stderr)

@@ -19,14 +19,13 @@ import torch
 from transformers import set_seed
 
 from pipeline.config.run import RunConfig
-from pipeline.config.schema import LabelSchema
 from pipeline.hardware import cpu_has_native_bf16
 from pipeline.modeling.encoding import InputSpec
 from pipeline.modeling.layerwise import fit_top, lower_states, n_layers, pad_states, run_top
 from pipeline.modeling.model import MultiTaskModel
 from pipeline.progress import PlainProgress
 from pipeline.training.features import IGNORE, Collator, label_columns
-from pipeline.training.run import RunResult, balanced_class_weights, build_data, save_run, score_dev
+from pipeline.training.run import RunResult, build_data, save_run, score_dev, task_class_weights
 
 
 def _log(msg: str) -> None:
@@ -49,17 +48,6 @@ def _progress(label: str, unit: str):  # noqa: ANN202
 def use_bf16(cfg: RunConfig) -> bool:
     """bf16 autocast on CPU when asked, or with ``auto`` when the CPU has native bf16."""
     return cfg.training.bf16 == "on" or (cfg.training.bf16 == "auto" and cpu_has_native_bf16())
-
-
-def class_weight_tensors(labels: dict[str, np.ndarray], schema: LabelSchema, cfg: RunConfig
-                         ) -> dict[str, torch.Tensor | None]:
-    if cfg.training.class_weights != "balanced":
-        return {}
-    cap = cfg.training.class_weight_cap
-    out = {"sentiment": balanced_class_weights(list(labels["sentiment"]), len(schema.sentiment_classes), cap)}
-    for t in schema.target_names:
-        out[t] = balanced_class_weights(list(labels[f"stance_{t}"]), len(schema.stance_classes), cap)
-    return out
 
 
 @torch.inference_mode()
@@ -158,7 +146,7 @@ def train_layerwise(cfg: RunConfig, progress: bool = True) -> RunResult:
         t = cfg.training
         losses = fit_top(model, states, labels, start, epochs=t.epochs, batch_size=t.batch_size, lr=t.lr,
                          head_lr=t.head_lr, weight_decay=t.weight_decay, warmup_ratio=t.warmup_ratio,
-                         class_weights=class_weight_tensors(labels, schema, cfg),
+                         class_weights=task_class_weights(labels, schema, cfg),
                          loss_weights={"sentiment": t.sentiment_loss_weight, "stance": t.stance_loss_weight},
                          bf16=bf16, seed=cfg.seed, progress=_progress("training", "steps") if progress else None)
     model.eval()

@@ -34,7 +34,7 @@ from pipeline.modeling.encoding import InputSpec
 from pipeline.modeling.model import MultiTaskModel, multitask_loss
 from pipeline.progress import PlainProgress, is_terminal
 from pipeline.training.features import Collator, label_columns
-from pipeline.training.run import DevSet, RunResult, balanced_class_weights, build_data, save_run, score_dev
+from pipeline.training.run import DevSet, RunResult, build_data, save_run, score_dev, task_class_weights
 
 console = Console(stderr=True)
 
@@ -201,12 +201,7 @@ def train_finetune(cfg: RunConfig, resume: bool = False, progress: bool = True) 
             save_file({k: v.contiguous() for k, v in model.state_dict().items() if k.startswith("encoder.")},
                       str(stage1_done))
 
-    class_weights: dict[str, torch.Tensor | None] = {}
-    if cfg.training.class_weights == "balanced":
-        cap = cfg.training.class_weight_cap
-        class_weights["sentiment"] = balanced_class_weights(train_ds["sentiment"], len(schema.sentiment_classes), cap)
-        for t in schema.target_names:
-            class_weights[t] = balanced_class_weights(train_ds[f"stance_{t}"], len(schema.stance_classes), cap)
+    class_weights = task_class_weights(train_ds, schema, cfg)
     selection = cfg.data.selection if any(d.name == cfg.data.selection for d in devs) else devs[0].name
     args = _training_args(cfg, ckpt / "main", len(train_ds), cfg.training.epochs, cfg.training.lr, True, cfg.seed)
     callbacks: list[TrainerCallback] = [RichProgress("training", progress)]

@@ -84,6 +84,18 @@ def balanced_class_weights(labels: list[int], n_classes: int, cap: float) -> tor
     return torch.tensor(np.clip(weights, 1.0 / cap, cap), dtype=torch.float)
 
 
+def task_class_weights(labels: Any, schema: LabelSchema, cfg: RunConfig) -> dict[str, torch.Tensor | None]:
+    """Per-task balanced class weights (``training.class_weights``), from label columns ``sentiment`` and
+    ``stance_<target>`` of a dataset or a dict of arrays; empty when weighting is off."""
+    if cfg.training.class_weights != "balanced":
+        return {}
+    cap = cfg.training.class_weight_cap
+    out = {"sentiment": balanced_class_weights(list(labels["sentiment"]), len(schema.sentiment_classes), cap)}
+    for t in schema.target_names:
+        out[t] = balanced_class_weights(list(labels[f"stance_{t}"]), len(schema.stance_classes), cap)
+    return out
+
+
 def model_version(model_dir: Path, schema: LabelSchema) -> str:
     """Content hash of the weights, the decision biases and the label schema (first 12 hex digits)."""
     return ModelFolder(model_dir).content_version(schema)
