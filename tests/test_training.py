@@ -5,6 +5,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from pipeline.config.run import load_config
 from pipeline.inference.predict import Predictor
 from pipeline.modeling.encoding import InputSpec, encode_texts
@@ -96,3 +98,27 @@ def test_training_without_a_terminal_prints_plain_progress_lines() -> None:
         loop.console.file = orig
     lines = stream.getvalue().splitlines()
     assert lines and lines[-1].startswith("training: 20/20 steps (100%)") and "ETA" in lines[-1]
+
+
+def test_fixed_epoch_fine_tuning_trains_on_the_whole_corpus_without_a_dev_set(tmp_path: Path, shared_dir: Path) -> None:
+    os.chdir(REPO)
+    cfg = load_config(REPO / "configs" / "smoke.yaml",
+                      [f"paths.models={tmp_path}", f"paths.shared={shared_dir}", "data.dev_fraction=0",
+                       "data.domain_real.use=none", "training.checkpoint=last"])
+    result = train(cfg, progress=False)
+    metrics = json.loads((result.output_dir / "metrics.json").read_text())
+    assert metrics["checkpoint"] == "last" and metrics["selection_dev_set"] is None
+    assert metrics["counts"]["corpus_dev"] == 0 and result.dev_metrics == {}
+    assert not (result.output_dir / "checkpoints").exists()
+    Predictor(result.output_dir).predict(["Managers are to blame."])
+
+
+def test_checkpoint_selection_without_a_dev_set_is_a_config_error(tmp_path: Path, shared_dir: Path) -> None:
+    from pipeline.errors import ConfigError
+
+    os.chdir(REPO)
+    cfg = load_config(REPO / "configs" / "smoke.yaml",
+                      [f"paths.models={tmp_path}", f"paths.shared={shared_dir}", "data.dev_fraction=0",
+                       "data.domain_real.use=none", "training.checkpoint=best"])
+    with pytest.raises(ConfigError):
+        train(cfg, progress=False)

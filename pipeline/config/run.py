@@ -137,6 +137,10 @@ class TrainingConfig(_Strict):
     class_weight_cap: float = Field(5.0, ge=1)
     sentiment_loss_weight: float = Field(1.0, ge=0)
     stance_loss_weight: float = Field(1.0, ge=0)
+    checkpoint: Literal["best", "last"] = Field(
+        "best", description="Full fine-tuning only. best: keep the checkpoint that scores best on the selection dev "
+        "set (early stopping applies). last: train the fixed number of epochs and keep the end state; dev sets, "
+        "if any, are only scored (no dev set needed, so data.dev_fraction may be 0).")
     early_stopping_patience: int = Field(2, ge=0, description="Evaluations without improvement before stopping; 0 = off.")
     evals_per_epoch: int = Field(1, ge=1)
     calibrate: Literal["none", "domain_real", "corpus_dev"] = Field(

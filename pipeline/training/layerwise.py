@@ -19,13 +19,12 @@ import torch
 from transformers import set_seed
 
 from pipeline.config.run import RunConfig
-from pipeline.hardware import cpu_has_native_bf16
 from pipeline.modeling.encoding import InputSpec
 from pipeline.modeling.layerwise import fit_top, lower_states, n_layers, pad_states, run_top
 from pipeline.modeling.model import MultiTaskModel
 from pipeline.progress import PlainProgress
 from pipeline.training.features import IGNORE, Collator, label_columns
-from pipeline.training.run import RunResult, build_data, save_run, score_dev, task_class_weights
+from pipeline.training.run import RunResult, build_data, save_run, score_dev, task_class_weights, use_bf16
 
 
 def _log(msg: str) -> None:
@@ -43,11 +42,6 @@ def _progress(label: str, unit: str):  # noqa: ANN202
         bar.advance(done - bar.done)
 
     return report
-
-
-def use_bf16(cfg: RunConfig) -> bool:
-    """bf16 autocast on CPU when asked, or with ``auto`` when the CPU has native bf16."""
-    return cfg.training.bf16 == "on" or (cfg.training.bf16 == "auto" and cpu_has_native_bf16())
 
 
 @torch.inference_mode()

@@ -34,7 +34,7 @@ from pipeline.modeling.encoding import InputSpec
 from pipeline.modeling.model import MultiTaskModel, multitask_loss
 from pipeline.progress import PlainProgress, is_terminal
 from pipeline.training.features import Collator, label_columns
-from pipeline.training.run import DevSet, RunResult, build_data, save_run, score_dev, task_class_weights
+from pipeline.training.run import DevSet, RunResult, build_data, save_run, score_dev, task_class_weights, use_bf16
 
 console = Console(stderr=True)
 
@@ -136,8 +136,11 @@ class MultiTaskTrainer(Trainer):
 
 def _device_args(cfg: RunConfig) -> dict[str, Any]:
     device = resolve_device(cfg.training.device)
-    bf16 = cfg.training.bf16 == "on" or (cfg.training.bf16 == "auto" and device.type == "cuda"
-                                         and torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        bf16 = use_bf16(cfg)
+    else:
+        bf16 = cfg.training.bf16 == "on" or (cfg.training.bf16 == "auto" and device.type == "cuda"
+                                             and torch.cuda.is_bf16_supported())
     return {"use_cpu": device.type == "cpu", "bf16": bf16}
 
 
@@ -175,7 +178,8 @@ def train_finetune(cfg: RunConfig, resume: bool = False, progress: bool = True) 
     started = time.time()
     model, tokenizer = MultiTaskModel.from_base(cfg.model.base, schema.sentiment_classes, schema.stance_classes,
                                                 schema.target_names, cfg.model.dropout, cfg.model.pooling)
-    train_ds, devs, pairs, counts = build_data(cfg, schema, tokenizer, spec)
+    select = cfg.training.checkpoint == "best"
+    train_ds, devs, pairs, counts = build_data(cfg, schema, tokenizer, spec, require_dev=select)
     collator = Collator(tokenizer, label_columns(schema))
     loss_weights = {"sentiment": cfg.training.sentiment_loss_weight, "stance": cfg.training.stance_loss_weight}
     common = {"schema": schema, "loss_weights": loss_weights, "head_lr": cfg.training.head_lr, "collator": collator}
@@ -202,13 +206,18 @@ def train_finetune(cfg: RunConfig, resume: bool = False, progress: bool = True) 
                       str(stage1_done))
 
     class_weights = task_class_weights(train_ds, schema, cfg)
-    selection = cfg.data.selection if any(d.name == cfg.data.selection for d in devs) else devs[0].name
-    args = _training_args(cfg, ckpt / "main", len(train_ds), cfg.training.epochs, cfg.training.lr, True, cfg.seed)
+    selection = None
+    if select:
+        selection = cfg.data.selection if any(d.name == cfg.data.selection for d in devs) else devs[0].name
+    args = _training_args(cfg, ckpt / "main", len(train_ds), cfg.training.epochs, cfg.training.lr, select, cfg.seed)
+    if not select:  # fixed epochs: a checkpoint per epoch only serves --resume
+        args.save_strategy, args.save_total_limit = "epoch", 1
     callbacks: list[TrainerCallback] = [RichProgress("training", progress)]
-    if cfg.training.early_stopping_patience > 0:
+    if select and cfg.training.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(cfg.training.early_stopping_patience))
     # eval_dataset is only there to satisfy Trainer's checks: evaluate() scores the dev sets itself.
-    trainer = MultiTaskTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=devs[0].features,
+    trainer = MultiTaskTrainer(model=model, args=args, train_dataset=train_ds,
+                               eval_dataset=devs[0].features if select else None,
                                class_weights=class_weights, dev_sets=devs, selection=selection, callbacks=callbacks, **common)
     has_ckpt = resume and any((ckpt / "main").glob("checkpoint-*"))
     trainer.train(resume_from_checkpoint=True if has_ckpt else None)
@@ -216,7 +225,8 @@ def train_finetune(cfg: RunConfig, resume: bool = False, progress: bool = True) 
 
     dev_metrics = {d.name: score_dev(model, d, schema, collator, trainer.args.device) for d in devs}
     version = save_run(cfg, model, tokenizer, spec, schema, devs, counts, dev_metrics, train_seconds,
-                       trainer.args.device, {"selection_dev_set": selection,
+                       trainer.args.device, {"selection_dev_set": selection, "checkpoint": cfg.training.checkpoint,
+                                             "bf16": trainer.args.bf16,
                                              "best_step": trainer.state.best_global_step,
                                              "dev_history": trainer.dev_history},
                        trainer.state.log_history)

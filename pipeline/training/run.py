@@ -24,7 +24,7 @@ from pipeline.data.corpus import record_label_counts
 from pipeline.data.public_data import load_tweeteval_sentiment, load_vast
 from pipeline.data.splits import make_splits
 from pipeline.errors import ConfigError
-from pipeline.hardware import cpu_name
+from pipeline.hardware import cpu_has_native_bf16, cpu_name
 from pipeline.metrics import score_labelled
 from pipeline.modeling.encoding import InputSpec
 from pipeline.modeling.folder import METRICS_FILE, ModelFolder
@@ -94,6 +94,11 @@ def task_class_weights(labels: Any, schema: LabelSchema, cfg: RunConfig) -> dict
     for t in schema.target_names:
         out[t] = balanced_class_weights(list(labels[f"stance_{t}"]), len(schema.stance_classes), cap)
     return out
+
+
+def use_bf16(cfg: RunConfig) -> bool:
+    """bf16 autocast on CPU when asked, or with ``auto`` when the CPU has native bf16."""
+    return cfg.training.bf16 == "on" or (cfg.training.bf16 == "auto" and cpu_has_native_bf16())
 
 
 def model_version(model_dir: Path, schema: LabelSchema) -> str:
