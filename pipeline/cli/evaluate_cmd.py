@@ -31,6 +31,9 @@ def evaluate(
     backend: Annotated[str, typer.Option("--backend", help="torch | onnx | onnx-int8: measure what a faster "
                                                            "inference path changes (default: the torch reference)")] = "torch",
     precision: Annotated[str, typer.Option("--precision", help="fp32 (reference) | bf16 | auto")] = "fp32",
+    seed_models: Annotated[list[str] | None, typer.Option(
+        "--seed-models", help="Model folders of the same recipe trained with other seeds (repeat the option or "
+                              "separate with commas); the report gives each score's mean and SD over seeds.")] = None,
 ) -> None:
     """Evaluate MODEL on the gold set against the baselines: metrics.json, report.md/.html, errors.csv.
 
@@ -43,8 +46,10 @@ def evaluate(
     cfg = load_config(config) if config else None
     check_device(device)
     ids = read_item_ids(items) if items else None
+    seed_dirs = [Path(p.strip()) for value in seed_models or [] for p in value.split(",") if p.strip()]
     result = run_evaluation(model, gold_path=gold, out_dir=out, db=db, config=cfg, config_source=config,
                             item_ids=ids, cv=cv, lexicon=lexicon, device=device, backend=backend, precision=precision,
+                            seed_models=seed_dirs,
                             log=lambda msg: err_console.print(f"[dim]{escape(str(msg))}[/]", highlight=False))
     print_gold_summary(result.metrics)
     console.print(f"report: {result.out_dir / 'report.md'} (and report.html, metrics.json, errors.csv)", markup=False)
@@ -52,9 +57,12 @@ def evaluate(
 
 
 def print_gold_summary(m: dict[str, Any]) -> None:
-    """Model and baselines side by side: headline numbers with the model's 95% intervals."""
+    """Model and baselines side by side: headline numbers with the model's 95% thread-bootstrap intervals, the
+    verdict of each paired difference and, with several seeds, the mean ± SD over seeds."""
     targets = m["classes"]["targets"]
-    table = Table(title=escape(f"gold set {m['gold_path']} · {m['n_items']} items · model_version {m['model_version']}"))
+    threads = m["bootstrap"].get("clusters")
+    table = Table(title=escape(f"gold set {m['gold_path']} · {m['n_items']} items, {threads} threads · "
+                               f"model_version {m['model_version']}"))
     keys = ["sentiment_accuracy", "sentiment_macro_f1", *(f"f1_avg.{t}" for t in targets), "stance_score"]
     table.add_column("system", no_wrap=True)
     for k in keys:
@@ -73,6 +81,18 @@ def print_gold_summary(m: dict[str, Any]) -> None:
                 cells.append(f"{v:.3f}")
         table.add_row(name, *cells)
     console.print(table)
+    for name, comp in m.get("comparisons", {}).items():
+        if "stance_score" in comp or "sentiment_macro_f1" in comp:
+            console.print(f"model vs {name}: " + "; ".join(
+                f"{k} {comp[k]['diff']:+.3f} [{comp[k]['ci'][0]:+.3f}, {comp[k]['ci'][1]:+.3f}] {comp[k]['verdict']}"
+                for k in ("sentiment_macro_f1", "stance_score") if k in comp), markup=False, highlight=False)
+    seeds = m.get("seeds", {})
+    if seeds.get("n_seeds", 1) > 1:
+        console.print(f"{seeds['n_seeds']} seeds ({', '.join(map(str, seeds['seeds']))}): "
+                      + ", ".join(f"{k} {seeds['mean'][k]:.3f} ± {seeds['sd'][k]:.3f}"
+                                  for k in ("sentiment_macro_f1", "stance_score")), markup=False)
+    elif seeds:
+        console.print(f"one training seed evaluated ({seeds['seeds'][0]})", markup=False)
     if "cv" in m:
         cv = m["cv"]
         console.print(f"{cv['k']}-fold CV on the gold set: "

@@ -158,9 +158,14 @@ class TrainingConfig(_Strict):
 
 class EvaluationConfig(_Strict):
     gold: str = "data/gold/gold.jsonl"
-    bootstrap: int = Field(1000, ge=0)
+    bootstrap: int = Field(1000, ge=0, description="Thread-level bootstrap resamples for the intervals (min 1000).")
     min_scores: dict[str, float] = Field(default_factory=dict,
                                          description="e.g. {stance_score: 0.6}: evaluate exits non-zero below.")
+    oof_summary: str = Field("reports/recipes/summary.json.txt",
+                             description="Recipe study summary (scripts/recipe_study.py table) whose out-of-fold "
+                                         "domain_real scores the report shows beside the gold scores.")
+    oof_recipe: str | None = Field(None, description="The model's recipe name in oof_summary; null = the recipe "
+                                                     "named in calibration.fitted_on (\"... recipe NAME ...\").")
 
 
 class CalibrationConfig(_Strict):

@@ -7,8 +7,11 @@ itself (:func:`cross_validate`). Writing the report folder, ``gold_metrics.json`
 the reporting stage's part (:func:`pipeline.reporting.evaluate.evaluate`).
 
 Every headline number (sentiment accuracy and macro-F1, each target's F1avg, the stance score) gets a
-95% percentile bootstrap interval from resampling items with replacement; the resamples are shared by
-all systems, so model − baseline differences get paired intervals too.
+95% percentile bootstrap interval from resampling threads with replacement (the items of one thread stay
+together); the resamples are shared by all systems, so model − baseline differences get paired intervals
+too. The report also describes the gold set (:mod:`pipeline.evaluation.goldinfo`), the spread over
+training seeds (:mod:`pipeline.evaluation.seeds`) and the recipe's out-of-fold domain_real scores
+(:mod:`pipeline.evaluation.oof`).
 """
 from __future__ import annotations
 
@@ -39,16 +42,14 @@ from pipeline.evaluation.goldset import (
 )
 from pipeline.evaluation.scoring import (
     SystemOutput,
+    cluster_weights,
     label_support,
     paired_differences,
     point_scores,
     probs_to_labels,
     score_system,
 )
-from pipeline.metrics import (
-    bootstrap_indices,
-    headline_keys,
-)
+from pipeline.metrics import headline_keys
 from pipeline.modeling.folder import CONFIG_FILE, METRICS_FILE, ModelFolder
 
 
@@ -77,22 +78,33 @@ def model_output(model_dir: Path, es: EvalSet, schema: LabelSchema, device: str 
 
 def baseline_outputs(cfg: RunConfig, schema: LabelSchema, es: EvalSet, lexicon: str | Path | None,
                      trained_counts: dict[str, Any] | None) -> tuple[list[SystemOutput], dict[str, Any]]:
-    """Fit the baselines on the model's training split and predict the eval set."""
-    from pipeline.evaluation.baselines import DEFAULT_LEXICON, make_baselines, record_labels, training_records
+    """Fit the baselines on the model's training split and predict the eval set.
 
-    train_recs, corpus_total = training_records(cfg, schema)
-    info: dict[str, Any] = {"train_records": len(train_recs), "corpus_total": corpus_total,
-                            "corpus": cfg.data.corpus, "seed": cfg.seed, "dev_fraction": cfg.data.dev_fraction,
+    The returned info breaks the training records down: ``train_records`` = ``corpus_train`` (the corpus's
+    train split, of ``corpus_total`` corpus items) + ``domain_real_train`` × ``domain_real_repeat``.
+    """
+    from pipeline.data.splits import make_splits
+    from pipeline.evaluation.baselines import DEFAULT_LEXICON, make_baselines, record_labels
+
+    sp = make_splits(cfg, schema)  # the same split as training (baselines.training_records)
+    train_recs, corpus_total = sp.train, sp.corpus_total
+    repeat = sp.real_repeat if sp.real_train else 0
+    corpus_train = len(train_recs) - len(sp.real_train) * repeat
+    info: dict[str, Any] = {"train_records": len(train_recs), "corpus_train": corpus_train,
+                            "corpus_total": corpus_total, "domain_real_train": len(sp.real_train),
+                            "domain_real_repeat": repeat, "corpus": cfg.data.corpus, "seed": cfg.seed,
+                            "dev_fraction": cfg.data.dev_fraction,
                             "max_train_examples": cfg.data.max_train_examples, "warnings": []}
     if trained_counts:
         # the model's training records: corpus train split + real in-domain items × repeat
-        trained = (trained_counts.get("train") or 0) + \
-            (trained_counts.get("domain_real_train") or 0) * (trained_counts.get("domain_real_repeat") or 0)
-        if (trained_counts.get("corpus_total"), trained) != (corpus_total, len(train_recs)):
+        model_counts = (trained_counts.get("corpus_total"), trained_counts.get("train") or 0,
+                        trained_counts.get("domain_real_train") or 0)
+        if model_counts != (corpus_total, corpus_train, len(sp.real_train)):
             info["warnings"].append(
-                f"the training data changed since the model was trained (model: {trained_counts.get('corpus_total')} "
-                f"corpus items, {trained} training records; now: {corpus_total}, {len(train_recs)}): the trained "
-                "baselines may not see exactly the model's training records")
+                f"the training data changed since the model was trained (model: {model_counts[0]} corpus items, "
+                f"{model_counts[1]} in its train split, {model_counts[2]} domain_real items; now: {corpus_total}, "
+                f"{corpus_train}, {len(sp.real_train)}): the trained baselines may not see exactly the model's "
+                "training records")
     texts = [r["text"] for r in train_recs]
     labels = record_labels(train_recs, schema)
     outs = []
@@ -225,7 +237,8 @@ def score_model(model_dir: str | Path, *, gold_path: str | Path | None = None, o
                 db: str | Path = STORE_PATH, config: RunConfig | None = None,
                 config_source: str | Path | None = None, item_ids: list[str] | None = None, cv: int | None = None,
                 lexicon: str | Path | None = None, device: str = "auto", backend: str = "torch",
-                precision: str = "fp32", log: Any = None) -> EvalResult:
+                precision: str = "fp32", seed_models: list[str | Path] | None = None,
+                log: Any = None) -> EvalResult:
     """Score a trained model and the baselines on the gold set (the report is written by
     :func:`pipeline.reporting.evaluate.evaluate`, which takes the same arguments).
 
@@ -241,7 +254,13 @@ def score_model(model_dir: str | Path, *, gold_path: str | Path | None = None, o
         lexicon: Cue file of the lexicon baseline (default ``configs/lexicon.yaml``).
         backend, precision: How the model runs (see :class:`pipeline.inference.predict.Predictor`); the defaults are the
             exact reference (torch, fp32), other values measure what a faster path changes.
+        seed_models: Model folders of the same recipe trained with other seeds (checked); their gold scores
+            give each headline score's mean and SD over seeds.
     """
+    from pipeline.evaluation.goldinfo import describe_gold
+    from pipeline.evaluation.oof import read_oof, recipe_name
+    from pipeline.evaluation.seeds import check_seed_models, seed_summary
+
     log = log or (lambda _msg: None)
     model_dir = Path(model_dir)
     model_cfg = model_run_config(model_dir)
@@ -251,6 +270,9 @@ def score_model(model_dir: str | Path, *, gold_path: str | Path | None = None, o
     schema = folder.read_schema() or cfg.schema()
     ev = cfg.evaluation
     validate_min_scores(ev.min_scores, schema, source)
+    seed_runs = check_seed_models(model_dir, model_cfg, [Path(d) for d in seed_models or []])
+    recipe, recipe_from = recipe_name(ev.oof_recipe, model_cfg.calibration.fitted_on)
+    oof = read_oof(ev.oof_summary, recipe, recipe_from, schema.target_names)
     gold_path = Path(gold_path or ev.gold)
     gold = read_gold(gold_path, schema)
     from pipeline.config.settings import shared_dir
@@ -269,24 +291,36 @@ def score_model(model_dir: str | Path, *, gold_path: str | Path | None = None, o
     if ev.bootstrap < MIN_BOOTSTRAP:
         notes.append(f"evaluation.bootstrap = {ev.bootstrap} is below the minimum of {MIN_BOOTSTRAP} resamples "
                      f"for the confidence intervals; used {MIN_BOOTSTRAP}")
-    idx = bootstrap_indices(len(es), resamples, cfg.seed)
+    weights = cluster_weights(es.threads, resamples, cfg.seed)
     groups = {}
     for n, g in enumerate(GROUPS, start=1):
         gix = es.group_index(g)
-        groups[g] = (gix, bootstrap_indices(len(gix), resamples, cfg.seed + n) if len(gix) else idx[:, :0])
+        groups[g] = (gix, cluster_weights([es.threads[i] for i in gix], resamples, cfg.seed + n))
 
     log(f"predicting {len(es)} gold items with {model_dir}")
     model_out = model_output(model_dir, es, schema, device, backend, precision)
     log("fitting baselines on the model's training split")
     base_outs, base_info = baseline_outputs(model_cfg, schema, es, lexicon, train_metrics.get("counts"))
 
-    model_res, model_samples = score_system(es, model_out, schema, idx, groups)
+    model_res, model_samples = score_system(es, model_out, schema, weights, groups)
     model_res.update({"run_name": run_name, "model_dir": str(model_dir)})
     baselines, comparisons = {}, {}
     for b in base_outs:
-        res, samples = score_system(es, b, schema, idx, groups)
+        res, samples = score_system(es, b, schema, weights, groups)
         baselines[b.name] = res
         comparisons[b.name] = paired_differences(model_samples, samples, model_res["headline"], res["headline"])
+
+    runs = [{"model_dir": str(model_dir), "seed": model_cfg.seed, "model_version": model_out.info["model_version"],
+             "headline": model_res["headline"]}]
+    for d, scfg in seed_runs:
+        log(f"predicting {len(es)} gold items with the seed model {d} (seed {scfg.seed})")
+        s_out = model_output(d, es, schema, device, backend, precision)
+        runs.append({"model_dir": str(d), "seed": scfg.seed, "model_version": s_out.info["model_version"],
+                     "headline": point_scores(es.gold, s_out.pred, schema)["headline"]})
+        s_counts = ModelFolder(d).read_json(METRICS_FILE, {}).get("counts", {})
+        if train_metrics.get("counts") and any(s_counts.get(k) != train_metrics["counts"].get(k)
+                                               for k in ("corpus_total", "train", "domain_real_train")):
+            notes.append(f"seed model {d} was trained on different data counts than {model_dir}")
 
     failures = below_min_scores(model_res["headline"], ev.min_scores)
     metrics: dict[str, Any] = {
@@ -298,11 +332,18 @@ def score_model(model_dir: str | Path, *, gold_path: str | Path | None = None, o
         "classes": {"sentiment": schema.sentiment_classes, "stance": schema.stance_classes,
                     "polar": schema.polar_classes, "targets": schema.target_names},
         "label_support": label_support(es, schema),
+        "gold_set": describe_gold(gold_path, gold, es, schema, db),
         "bootstrap": {"resamples": resamples, "configured": ev.bootstrap, "seed": cfg.seed, "level": CI_LEVEL,
-                      "method": "percentile, items resampled with replacement; same resamples for every system"},
+                      "unit": "thread", "clusters": len(set(es.threads)),
+                      "method": "percentile; threads (an article with its comments) resampled with replacement, "
+                                "each drawn thread entering with all its gold items; the same resamples for every "
+                                "system, so model − baseline differences are paired"},
         "ece_bins": ECE_BINS,
         "model": model_res, "baselines": baselines, "comparisons": comparisons,
+        "seeds": seed_summary(runs, headline_keys(schema.target_names)),
+        "domain_real_oof": oof,
         "baseline_training": base_info,
+        "training_counts": train_metrics.get("counts", {}),
         "min_scores": {"thresholds": dict(ev.min_scores), "failed": failures},
         "notes": notes + base_info["warnings"],
     }

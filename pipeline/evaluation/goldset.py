@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ N_CONFIDENT_ERRORS = 20
 # article paragraphs, and the gold set is mostly paragraphs.
 GROUPS: dict[str, tuple[str, ...]] = {"comments": ("comment", "reply"), "paragraphs": ("paragraph",)}
 MAX_IDS_IN_MESSAGE = 20
-
+KINDS = ("comment", "reply", "paragraph")
 
 
 def _id_list(ids: list[str]) -> str:
@@ -31,13 +31,15 @@ def _id_list(ids: list[str]) -> str:
 
 @dataclass
 class EvalSet:
-    """The items under evaluation, aligned lists: ids, kinds, texts, parent texts and gold label columns."""
+    """The items under evaluation, aligned lists: ids, kinds, texts, parent texts, gold label columns and
+    thread ids (the bootstrap's clusters)."""
 
     ids: list[str]
     kinds: list[str]
     texts: list[str]
     parents: list[str | None]
     gold: dict[str, list[str]]
+    threads: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -48,7 +50,8 @@ class EvalSet:
     def subset(self, index: np.ndarray | list[int]) -> EvalSet:
         ix = [int(i) for i in index]
         return EvalSet([self.ids[i] for i in ix], [self.kinds[i] for i in ix], [self.texts[i] for i in ix],
-                       [self.parents[i] for i in ix], {f: [v[i] for i in ix] for f, v in self.gold.items()})
+                       [self.parents[i] for i in ix], {f: [v[i] for i in ix] for f, v in self.gold.items()},
+                       [self.threads[i] for i in ix] if self.threads else [])
 
     def records(self, schema: LabelSchema) -> list[dict]:
         """Corpus-style records (``id``, ``text``, ``sentiment``, ``stance``, ``kind``, ``parent_text``)."""
@@ -151,4 +154,5 @@ def load_eval_set(gold: dict[str, Any], schema: LabelSchema, db: str | Path,
     for t in schema.target_names:
         gold_cols[t] = [gold[i].stance[t] for i in ids]
     return EvalSet(ids, [rows[i]["kind"] for i in ids], [rows[i]["text"] for i in ids],
-                   [parents.get(rows[i].get("parent_id") or "") for i in ids], gold_cols)
+                   [parents.get(rows[i].get("parent_id") or "") for i in ids], gold_cols,
+                   [rows[i]["thread_id"] for i in ids])

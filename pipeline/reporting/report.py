@@ -18,6 +18,17 @@ from jinja2 import Environment, PackageLoader, Template
 from markupsafe import Markup
 
 from pipeline.config.schema import LabelSchema
+from pipeline.reporting.sections import (
+    POOLED,
+    calibration_blocks,
+    ci_cell,
+    comparison_blocks,
+    fmt,
+    gold_set_blocks,
+    group_heading,
+    oof_blocks,
+    seed_blocks,
+)
 
 if TYPE_CHECKING:
     from pipeline.evaluation.goldset import EvalSet
@@ -99,7 +110,8 @@ def plot_reliability(path: Path, calibration: dict[str, dict[str, Any]], fields:
         ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=1)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
-        ax.set_title(f"{f}\nECE {calibration[f]['ece']:.3f}", fontsize=9)
+        label = "stance (pooled)" if f == POOLED else f
+        ax.set_title(f"{label}\nECE {calibration[f]['ece']:.3f}", fontsize=9)
         ax.set_xlabel("confidence (max prob.)")
     axes[0].set_ylabel("accuracy")
     fig.tight_layout()
@@ -159,18 +171,8 @@ def render_html(blocks: list[Block], title: str) -> str:
 
 # ---- the report ------------------------------------------------------------------------------------------
 
-def _f(x: float | None) -> str:
-    return "–" if x is None else f"{x:.3f}"
-
-
-def _ci(res: dict[str, Any], key: str, with_ci: bool = True) -> str:
-    if key not in res.get("headline", {}):
-        return "–"
-    v = res["headline"][key]
-    if not with_ci or key not in res.get("ci", {}):
-        return _f(v)
-    lo, hi = res["ci"][key]
-    return f"{v:.3f} [{lo:.2f}, {hi:.2f}]"
+_f = fmt
+_ci = ci_cell
 
 
 def _trunc(text: str, n: int = TEXT_IN_REPORT) -> str:
@@ -189,15 +191,19 @@ def build_blocks(m: dict[str, Any], errors: list[dict[str, Any]], figures: dict[
     blocks: list[Block] = [
         ("h", 1, f"Evaluation of `{m['run_name']}` (model_version `{m['model_version']}`)"),
         ("p", f"Gold labels `{m['gold_path']}`: {m['n_items']} items ({m['n_by_kind']['comments']} comments and "
-              f"replies, {m['n_by_kind']['paragraphs']} article paragraphs)"
+              f"replies, {m['n_by_kind']['paragraphs']} article paragraphs) from {b['clusters']} threads"
               + (", a subset chosen with --items" if m.get("item_subset") else "") + f". Evaluated {m['evaluated_at']}. "
               f"Model directory `{m['model_dir']}`."),
-        ("p", f"Brackets: {int(b['level'] * 100)}% percentile bootstrap intervals from {b['resamples']} resamples of "
-              f"the items (seed {b['seed']}), the same resamples for every system. Stance F1avg is the mean F1 of "
+        ("p", f"Brackets: {int(b['level'] * 100)}% percentile intervals from a **thread-level (cluster) bootstrap**: "
+              f"{b['resamples']} resamples (seed {b['seed']}) that draw the {b['clusters']} threads with replacement, "
+              "each drawn thread entering with all its gold items, because the items of one thread are not "
+              "independent; the same resamples for every system, so the differences are paired. With "
+              f"{b['clusters']} threads the intervals are wide and coarse. Stance F1avg is the mean F1 of "
               f"{' and '.join(polar)} (SemEval-2016); the stance score is the mean F1avg over the targets."),
     ]
     if m.get("notes"):
         blocks.append(("ul", [f"**Note:** {n}" for n in m["notes"]]))
+    blocks += gold_set_blocks(m)
     support = m["label_support"]
     no_polar_all = {t for t in targets if all(support[t][c] == 0 for c in polar)}
     blocks += [
@@ -212,34 +218,32 @@ def build_blocks(m: dict[str, Any], errors: list[dict[str, Any]], figures: dict[
         ("ul", [f"**{name}**: {res['description']}" for name, res in systems.items()]),
     ]
     bt = m["baseline_training"]
-    blocks.append(("p", f"Trained baselines (majority, tfidf_lr) use the model's training split: {bt['train_records']} "
-                        f"of {bt['corpus_total']} corpus records (`{', '.join(bt['corpus'])}`, seed {bt['seed']}, dev "
-                        f"fraction {bt['dev_fraction']}, cap {bt['max_train_examples']}); auxiliary sets are not used."))
-    diff_keys = ["sentiment_accuracy", "sentiment_macro_f1", "stance_score"]
-    rows = []
-    for name, comp in m["comparisons"].items():
-        rows.append([name, *(f"{comp[k]['diff']:+.3f} [{comp[k]['ci'][0]:+.2f}, {comp[k]['ci'][1]:+.2f}]"
-                             if k in comp else "–" for k in diff_keys)])
-    blocks += [("h", 2, "Model minus baseline (paired bootstrap)"),
-               ("p", "An interval that contains 0 means the gold set cannot tell the two apart."),
-               ("table", ["baseline", *(f"Δ {short[k]}" for k in diff_keys)], rows)]
+    real = (f" + {bt['domain_real_train']} domain_real passages × {bt['domain_real_repeat']}"
+            if bt["domain_real_train"] and bt["domain_real_repeat"] else "")
+    blocks.append(("p", f"Trained baselines (majority, tfidf_lr) use the model's training records: "
+                        f"{bt['train_records']} = {bt['corpus_train']} corpus items in the train split (of "
+                        f"{bt['corpus_total']} in `{', '.join(bt['corpus'])}`; seed {bt['seed']}, dev fraction "
+                        f"{bt['dev_fraction']}, cap {bt['max_train_examples']}){real}; auxiliary sets are not used."))
+    blocks += comparison_blocks(m, keys, short)
+    blocks += seed_blocks(m, keys, short)
+    blocks += oof_blocks(m, short)
 
     blocks.append(("h", 2, "By item kind"))
     blocks.append(("p", "Reader comments (with replies) and article paragraphs differ a lot in length, voice and "
-                        "label distribution, so each group is scored on its own (model with intervals). "
+                        "label distribution, so each group is scored on its own (the model with intervals from "
+                        "resampling the group's threads). "
                         "`n/a`: the group has no gold favor/against item for that target, so its F1avg is 0 "
                         "by definition and says nothing."))
     for g, n in m["n_by_kind"].items():
         if not n:
             continue
-        gm = m["model"]["by_kind"][g]
         no_polar = {t for t in targets if all(c == 0 for c in _group_polar(m, g, t))}
         rows = []
         for name, res in systems.items():
             entry = res["by_kind"][g]
             rows.append([name, *("n/a" if _target_of(k) in no_polar and k in entry["headline"]
                                  else _ci(entry, k, with_ci=name == "model") for k in keys)])
-        blocks += [("h", 3, f"{g} (n = {gm['n']})"), ("table", ["system", *(short[k] for k in keys)], rows)]
+        blocks += [("h", 3, group_heading(m, g)), ("table", ["system", *(short[k] for k in keys)], rows)]
 
     model = m["model"]
     blocks.append(("h", 2, "Model: per-class scores"))
@@ -260,16 +264,7 @@ def build_blocks(m: dict[str, Any], errors: list[dict[str, Any]], figures: dict[
     blocks += [("h", 2, "Confusion matrices (model)"), ("p", "Rows: gold label; columns: predicted label."),
                ("img", [(f"confusion {f}", src) for f, src in figures["confusion"].items()])]
 
-    cal_systems = [(n, r) for n, r in systems.items() if "ece" in r]
-    blocks += [("h", 2, "Calibration"),
-               ("p", f"Expected calibration error over {m['ece_bins']} equal-width bins of the max-probability "
-                     "confidence (0 = confidence matches accuracy). Systems without probabilities are left out."),
-               ("table", ["field", *(n for n, _ in cal_systems)],
-                [["sentiment", *(_f(r["ece"]["sentiment"]) for _, r in cal_systems)]]
-                + [[t, *(_f(r["ece"]["stance"].get(t)) for _, r in cal_systems)] for t in targets]),
-               ("p", "Reliability diagram of the model (bar = accuracy in the bin, number = items in the bin, "
-                     "dashed = perfect calibration):"),
-               ("img", [("reliability diagram", figures["reliability"])])]
+    blocks += calibration_blocks(m, systems, figures["reliability"])
 
     if "cv" in m:
         cv = m["cv"]
@@ -320,7 +315,8 @@ def write_report(out: Path, metrics: dict[str, Any], es: EvalSet, model: SystemO
         classes = schema.sentiment_classes if f == "sentiment" else schema.stance_classes
         plot_confusion(out / name, matrix, classes, f"{f} (model)")
         figures["confusion"][f] = name
-    plot_reliability(out / "reliability.png", metrics["model"]["calibration"], ["sentiment", *schema.target_names])
+    cal = metrics["model"]["calibration"]
+    plot_reliability(out / "reliability.png", cal, [f for f in ("sentiment", POOLED, *schema.target_names) if f in cal])
     figures["reliability"] = "reliability.png"
     metrics["files"] = {"errors": "errors.csv", "figures": figures, "report": ["report.md", "report.html"]}
     (out / "metrics.json").write_text(json.dumps(jsonable(metrics), indent=2) + "\n", encoding="utf-8")
