@@ -3,7 +3,8 @@
 Every ``import`` in ``pipeline/`` is read with ``ast`` (function-level and ``TYPE_CHECKING`` imports
 too: a lazy import is still a dependency). Stages, in the order data flows through them; a module may
 import its own stage, earlier stages and the shared top-level modules (``errors``, ``hardware``,
-``progress``, ``csvsafe``, ``metrics``), which import no stage at all.
+``progress``, ``csvsafe``, ``metrics``), which import no stage at all. The Python API (``pipeline/api.py``)
+is a top layer beside the CLI: it may import every stage, but not the CLI, and the CLI does not import it.
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
 STAGES = ["config", "ingest", "store", "data", "modeling", "training", "inference", "evaluation", "reporting",
-          "annotation", "jobs", "cli"]
+          "annotation", "jobs", "cli", "api"]
+TOP_LAYERS = ("cli", "api")  # both sit on top of the pipeline, side by side: neither imports the other
 SHARED = {"__init__", "errors", "hardware", "progress", "csvsafe", "metrics"}
 MAX_TOP_LEVEL_MODULES = 10
 MAX_MODULE_LINES = 530  # "no module over ~500 lines"
@@ -79,6 +81,13 @@ def test_no_stage_imports_a_later_stage() -> None:
             elif target not in SHARED and STAGES.index(target) > STAGES.index(stage):
                 bad.append(f"{mod} ({stage}) imports {dep} from the later stage {target}")
     assert not bad, "\n".join(sorted(bad))
+
+
+def test_the_python_api_and_the_cli_do_not_import_each_other() -> None:
+    crossing = sorted(f"{mod} imports {dep}" for mod, deps in _graph().items() for dep in deps
+                      if _stage(mod) in TOP_LAYERS and _stage(dep) in TOP_LAYERS and _stage(dep) != _stage(mod))
+    assert "pipeline.api" in _modules()
+    assert not crossing, crossing
 
 
 def test_no_import_cycles() -> None:

@@ -75,7 +75,7 @@ def test_predict_cli_runs_on_the_onnx_backend(onnx_model: Path) -> None:
                                       "--format", "jsonl"], input="The cuts have gutted early help.\n",
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["id"] == "stdin/1"
+    assert json.loads(result.stdout)["item_id"] == "stdin/1"
 
 
 def test_a_stale_export_is_refused_after_the_model_changes(onnx_model: Path, tmp_path: Path) -> None:

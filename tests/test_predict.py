@@ -14,15 +14,11 @@ from typer.testing import CliRunner
 from pipeline.cli.main import app
 from pipeline.cli.predict_cmd import render_tables
 from pipeline.errors import UserError
-from pipeline.inference.classify import (
-    classify_items,
-    items_from_lines,
-    items_from_threads,
-    prediction_record,
-)
+from pipeline.inference.classify import classify_items, items_from_lines, items_from_threads
 from pipeline.inference.predict import Prediction, Predictor, batch_bounds
 from pipeline.ingest.parse import parse_file
 from pipeline.modeling.encoding import InputSpec
+from pipeline.store.records import prediction_record
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TARGETS = ["blame_management", "funding", "nqsw_access", "ofsted"]
@@ -32,17 +28,22 @@ def _invoke(args: list[str], stdin: str | None = None):  # noqa: ANN202
     return CliRunner().invoke(app, ["predict", *args], input=stdin, catch_exceptions=False)
 
 
-def _check_record(rec: dict, version: str) -> None:
-    assert rec["model_version"] == version
-    assert abs(sum(rec["sentiment_probs"].values()) - 1) < 1e-3
+def _check_head(head: dict) -> None:
+    assert set(head) == {"label", "prob", "probs"}
+    assert abs(sum(head["probs"].values()) - 1) < 1e-3
     # probabilities are printed rounded to 4 places, so a near-tie can round to equal values
-    assert rec["sentiment_probs"][rec["sentiment"]] == max(rec["sentiment_probs"].values())
+    assert head["prob"] == head["probs"][head["label"]] == max(head["probs"].values())
+
+
+def _check_record(rec: dict, version: str) -> None:
+    assert list(rec) == ["item_id", "thread_id", "kind", "parent_id", "author", "posted_at", "model_version",
+                         "sentiment", "stance", "text"]
+    assert rec["model_version"] == version
+    _check_head(rec["sentiment"])
+    assert list(rec["sentiment"]["probs"]) == ["negative", "neutral", "positive"]
     assert list(rec["stance"]) == TARGETS
     for t in TARGETS:
-        probs = rec["stance_probs"][t]
-        assert abs(sum(probs.values()) - 1) < 1e-3
-        assert probs[rec["stance"][t]] == max(probs.values())
-    assert rec["targets"] == [t for t in TARGETS if rec["stance"][t] != "none"]
+        _check_head(rec["stance"][t])
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def test_predict_jsonl_on_seed_files_gives_one_record_per_item(smoke_model: Path
     result = _invoke([*map(str, seeds), "--model", str(smoke_model), "--format", "jsonl"])
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [r["id"] for r in records] == expected
+    assert [r["item_id"] for r in records] == expected
     for rec in records:
         _check_record(rec, version)
     comments = [r for r in records if r["kind"] == "comment"]
@@ -69,7 +70,7 @@ def test_predict_reads_one_item_per_non_empty_stdin_line(smoke_model: Path, vers
                      stdin="Managers blame us for everything.\n\n   \nOfsted were fair to us.\n")
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [r["id"] for r in records] == ["stdin/1", "stdin/2"]
+    assert [r["item_id"] for r in records] == ["stdin/1", "stdin/2"]
     assert records[1]["text"] == "Ofsted were fair to us."
     for rec in records:
         _check_record(rec, version)
@@ -84,11 +85,13 @@ def test_predict_csv_has_label_and_probability_columns_for_every_head(smoke_mode
     frame = pd.read_csv(out)
     assert len(frame) == sum(len(t.items) for t in parse_file(FIXTURES / "jsonl" / "comments.jsonl")[1])
     assert (frame["model_version"] == version).all()
-    for col in ("id", "author", "sentiment", "p_sentiment_negative", "p_sentiment_neutral", "p_sentiment_positive",
-                "targets", "text", *(f"stance_{t}" for t in TARGETS), *(f"p_{t}_against" for t in TARGETS)):
+    for col in ("item_id", "author", "sentiment.label", "sentiment.prob", "sentiment.probs.negative",
+                "sentiment.probs.neutral", "sentiment.probs.positive", "text",
+                *(f"stance.{t}.label" for t in TARGETS), *(f"stance.{t}.probs.against" for t in TARGETS)):
         assert col in frame.columns, col
-    assert ((frame[["p_sentiment_negative", "p_sentiment_neutral", "p_sentiment_positive"]].sum(axis=1) - 1).abs()
-            < 1e-3).all()
+    probs = frame[["sentiment.probs.negative", "sentiment.probs.neutral", "sentiment.probs.positive"]]
+    assert ((probs.sum(axis=1) - 1).abs() < 1e-3).all()
+    assert (frame["sentiment.prob"] == probs.max(axis=1)).all()
 
 
 def test_predict_table_shows_label_with_probability_and_truncated_text(smoke_model: Path, tmp_path: Path) -> None:

@@ -80,13 +80,16 @@ def test_reclassify_ingests_the_inbox_classifies_every_item_and_exports(first_ru
         assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT item_id) FROM predictions WHERE model_version = ?",
                             (version,)).fetchone() == (n_items, n_items)
         record = json.loads(conn.execute("SELECT record FROM predictions LIMIT 1").fetchone()[0])
-        assert record["model_version"] == version and set(record["stance_probs"]) == set(record["stance"])
+        assert record["model_version"] == version and "text" not in record  # the item's text is stored once
+        assert record["sentiment"]["label"] in record["sentiment"]["probs"]
+        assert all(set(head) == {"label", "prob", "probs"} for head in record["stance"].values())
     parquet = pd.read_parquet(root / "export" / "predictions.parquet")
     csv = pd.read_csv(root / "export" / "predictions.csv")
     assert len(parquet) == len(csv) == first_run["n_items"]
     assert (parquet["model_version"] == version).all()
-    for col in ("item_id", "thread_title", "kind", "author", "posted_at", "sentiment", "p_sentiment_negative",
-                "stance_funding", "p_funding_against", "targets", "text"):
+    assert list(parquet.columns) == list(csv.columns)
+    for col in ("item_id", "thread_id", "kind", "author", "posted_at", "sentiment.label", "sentiment.probs.negative",
+                "stance.funding.label", "stance.funding.probs.against", "text"):
         assert col in parquet.columns, col
     log_lines = (root / "run.log").read_text().splitlines()
     assert log_lines and all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", line) for line in log_lines)

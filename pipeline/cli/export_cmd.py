@@ -1,4 +1,5 @@
-"""``threadstance export onnx``: an ONNX Runtime copy of a trained model (optionally int8-quantised)."""
+"""``threadstance export``: stored predictions as records (``predictions``), or an ONNX Runtime copy of a
+trained model (``onnx``, optionally int8-quantised)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,10 +8,55 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from pipeline.cli.common import console, err_console
+from pipeline.cli.common import DbOption, console, err_console
 from pipeline.config.settings import DEFAULT_MODELS
+from pipeline.errors import UserError
 
-app = typer.Typer(help="Export a trained model for other runtimes.", no_args_is_help=True)
+app = typer.Typer(help="Export stored predictions, or a trained model for other runtimes.", no_args_is_help=True)
+
+
+@app.command("predictions")
+def predictions(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (a folder for hf; default: stdout "
+                                             "for jsonl and csv).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl | csv | parquet | hf (a Hugging Face datasets "
+                                     "folder, read with datasets.load_from_disk)")] = "jsonl",
+    model: Annotated[str | None, typer.Option("--model", help="Model directory or model_version (default: the "
+                                              "model of the latest reclassify run).")] = None,
+    thread: Annotated[str | None, typer.Option(help="Only this thread id.")] = None,
+    kind: Annotated[list[str] | None, typer.Option(help="Only these kinds (repeatable): comment, reply, "
+                                                   "paragraph.")] = None,
+    db: Path = DbOption,
+) -> None:
+    """Export the stored predictions of one model as prediction records (docs/formats.md): the nested records
+    (jsonl, hf) or one flattened column per field (csv, parquet). Items whose current text that model has not
+    classified are left out (`threadstance reclassify` classifies them)."""
+    from pipeline.inference.classify import resolve_model_version
+    from pipeline.store.db import Store
+    from pipeline.store.records import EXPORT_FORMATS, stored_records, write_records
+
+    if fmt not in EXPORT_FORMATS:
+        raise UserError(f"--format {fmt!r}: choose {', '.join(EXPORT_FORMATS)}")
+    if not Path(db).is_file():
+        raise UserError("no store here yet (run `threadstance reclassify` or `threadstance predict --db` first)", db)
+    store = Store.open_readonly(db)
+    try:
+        version = resolve_model_version(store, model)
+        records = stored_records(store, version, thread_id=thread, kinds=kind)
+        stale = store.count_pending(version) if records else 0
+    finally:
+        store.close()
+    write_records(records, out, fmt)
+    if out is not None:
+        console.print(f"wrote {len(records)} predictions of model {version} to {out}", markup=False,
+                      highlight=False, soft_wrap=True)
+    if not records:
+        err_console.print(f"[yellow]warning:[/] no predictions of model {escape(version)} in the store",
+                          highlight=False, soft_wrap=True)
+    elif stale:
+        err_console.print(f"[yellow]note:[/] {stale} stored items have no prediction of their current text from "
+                          f"model {escape(version)}; run `threadstance reclassify` to classify them", highlight=False,
+                          soft_wrap=True)
 
 
 @app.command("onnx")

@@ -1,7 +1,7 @@
-"""``threadstance predict``: classify thread files or stdin lines with a trained model (no store needed)."""
+"""``threadstance predict``: classify thread files or stdin lines with a trained model; with ``--db`` the files
+are also ingested and the predictions stored, exactly as ``threadstance reclassify`` stores them."""
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -14,8 +14,10 @@ from pipeline.config.settings import DEFAULT_MODELS
 from pipeline.errors import UserError
 
 FORMATS = ("table", "jsonl", "csv")
+JOB = "predict"  # how `predict --db` runs are named in the store's runs table
 SENTIMENT_STYLE = {"negative": "red", "neutral": "yellow", "positive": "green"}
 STANCE_STYLE = {"favor": "green", "against": "red"}
+NONE_LABEL = "none"  # the stance class the narrow table leaves out
 
 
 def predict(
@@ -25,6 +27,10 @@ def predict(
     model: Annotated[Path, typer.Option("--model", help="Model directory (models/<run>).")] = DEFAULT_MODELS / "default",
     fmt: Annotated[str, typer.Option("--format", help="table | jsonl | csv")] = "table",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
+    db: Annotated[Path | None, typer.Option("--db", help="Also ingest the files into this SQLite store and store the "
+                                            "predictions there, as `threadstance reclassify` does (items it already "
+                                            "holds a prediction of from this model are not classified again).",
+                                            show_default=False)] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="At most this many texts per model call.")] = 32,
     max_batch_tokens: Annotated[int, typer.Option("--max-batch-tokens", min=16, help="At most this many padded word "
                                                   "pieces per model call (texts are sorted by length).")] = 8192,
@@ -36,15 +42,15 @@ def predict(
                                            "else fp32")] = "auto",
     input_format: Annotated[str, typer.Option("--input-format", help="auto | text | html | jsonl")] = "auto",
 ) -> None:
-    """Classify new thread files (or stdin lines): sentiment and per-target stance with probabilities."""
+    """Classify new thread files (or stdin lines): sentiment and per-target stance with probabilities.
+
+    Output records follow docs/formats.md ("Prediction records"). With --db the files are ingested into the
+    store first and the predictions are stored under the model's model_version, so `threadstance trends`
+    and `export predictions` see them; the output is then read back from the store.
+    """
     from rich.markup import escape
 
-    from pipeline.inference.classify import (
-        classify_items,
-        flat_record,
-        items_from_threads,
-        prediction_record,
-    )
+    from pipeline.inference.classify import classify_records, items_from_threads
     from pipeline.ingest.parse import expand_paths, parse_file
 
     if fmt not in FORMATS:
@@ -52,6 +58,18 @@ def predict(
     if input_format not in ("auto", "text", "html", "jsonl"):
         raise UserError(f"--input-format {input_format!r}: choose auto, text, html or jsonl")
     check_device(device)
+    if db is not None and "-" in paths:
+        raise UserError("--db stores ingested files, and stdin (-) is not a file: save it to a file and pass "
+                        "its path")
+    if db is not None:
+        from pipeline.store.db import Store
+
+        with Store(db) as store:
+            records, failed = _predict_into_store(store, paths, input_format, model, device, batch_size,
+                                                  backend, threads, max_batch_tokens, precision)
+        write_output(records, fmt, out)
+        _report_failures(failed, escape)
+        return
     items: list[dict[str, Any]] = []
     failed: list[str] = []
     for arg in paths:
@@ -79,33 +97,118 @@ def predict(
     if items:
         predictor = load_predictor(model, device, batch_size, backend, threads, max_batch_tokens, precision)
         started = time.perf_counter()
-        preds = classify_with_progress(predictor, items, classify_items)
+        records = classify_with_progress(predictor, items, classify_records)
         seconds = time.perf_counter() - started
-        records = [prediction_record(item, pred, predictor.model_version) for item, pred in zip(items, preds)]
-    write_output(records, fmt, out, flat_record)
+    write_output(records, fmt, out)
     if items:
         err_console.print(f"[dim]{len(records)} items · model {predictor.model_version} · {backend} on "
                           f"{predictor.device} · {len(records) / max(seconds, 1e-9):.0f} items/s[/]", highlight=False)
     elif not failed:
         err_console.print("no items to classify", highlight=False)
+    _report_failures(failed, escape)
+
+
+def _report_failures(failed: list[str], escape: Any) -> None:
     if failed:
         err_console.print(f"[bold red]{len(failed)} file(s) failed:[/] {escape(', '.join(failed))}", highlight=False)
         raise typer.Exit(1)
 
 
-def classify_with_progress(predictor: Any, items: list[dict[str, Any]], classify_items: Any,
-                           min_items: int = 500) -> list[Any]:
-    """All predictions in input order; without a terminal, a plain progress line per ~10 % of the items."""
+def _predict_into_store(store: Any, paths: list[str], input_format: str, model: Path, device: str,
+                        batch_size: int, backend: str, threads: int | None, max_batch_tokens: int,
+                        precision: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """Ingest every file (one transaction each), classify the items of the ingested files that have no
+    prediction of their current text from this model (as reclassify does), record a ``predict`` run, and
+    return the stored records of the files' items in file order, plus the files that failed."""
+    from rich.markup import escape
+
+    from pipeline.inference.classify import StoredCounts, classify_into_store
+    from pipeline.store.db import utcnow
+    from pipeline.store.load import ingest_paths
+    from pipeline.store.records import stored_records
+
+    failed: list[str] = []
+
+    def on_file(result: Any) -> None:
+        for warning in result.warnings:
+            err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+        if not result.ok:
+            failed.append(result.path)
+            err_console.print(f"[bold red]error:[/] {escape(result.error or '')} — file skipped, nothing written",
+                              highlight=False, soft_wrap=True)
+
+    report = ingest_paths(store, paths, input_format, on_file)
+    item_ids = list(dict.fromkeys(i for f in report.files if f.ok for i in f.item_ids))
+    if not item_ids:
+        if not failed:
+            err_console.print("no items to classify", highlight=False)
+        return [], failed
+    from pipeline.jobs.schedule import model_version_of
+
+    version = model_version_of(model)
+    counts: dict[str, Any] = {"files_ingested": sum(1 for f in report.files if f.ok and not f.skipped_unchanged),
+                              "files_unchanged": sum(1 for f in report.files if f.skipped_unchanged),
+                              "files_failed": len(failed), "items_new": sum(f.counts.new for f in report.files),
+                              "items_updated": sum(f.counts.updated for f in report.files), "items": len(item_ids)}
+    run_id = store.start_run(JOB, version)
+    try:
+        wanted = set(item_ids)
+        pending = [i for i in store.pending_items(version) if i["item_id"] in wanted]
+        started = time.perf_counter()
+        stored = StoredCounts()
+        if pending:
+            predictor = load_predictor(model, device, batch_size, backend, threads, max_batch_tokens, precision)
+            if predictor.model_version != version:
+                raise UserError(f"the model directory changed while predicting ({version} → "
+                                f"{predictor.model_version})", model)
+            started = time.perf_counter()
+            stored = classify_into_store(predictor, store, pending, run_id, _progress_callback(len(pending)))
+        seconds = time.perf_counter() - started
+        counts.update(classified=stored.classified, reclassified_after_edit=stored.reclassified_after_edit,
+                      already_stored=len(item_ids) - len(pending))
+    except BaseException as exc:
+        store.update_run(run_id, status="failed", ended_at=utcnow(), counts=counts,
+                         errors=[f"{type(exc).__name__}: {exc}"])
+        raise
+    store.update_run(run_id, status="partial" if failed else "ok", ended_at=utcnow(), counts=counts,
+                     errors=[f"failed: {path}" for path in failed])
+    by_id = {r["item_id"]: r for r in stored_records(store, version, item_ids=wanted)}
+    err_console.print(f"[dim]{len(item_ids)} items · model {version} · stored in {escape(str(store.path))}: "
+                      f"{stored.classified} classified ({len(pending) / max(seconds, 1e-9):.0f} items/s), "
+                      f"{len(item_ids) - len(pending)} already stored · run {run_id}[/]", highlight=False)
+    return [by_id[i] for i in item_ids if i in by_id], failed
+
+
+def _progress_callback(total: int, min_items: int = 500) -> Any:
+    """Plain progress lines (about every 10 %) for big jobs when stderr is not a terminal, else None."""
     from pipeline.progress import PlainProgress, is_terminal
 
+    if is_terminal(err_console.file) or total < min_items:
+        return None
+    progress = PlainProgress(total, "classify", "items", stream=err_console.file)
+    last = [0]
+
+    def on_batch(done: int, counts: Any) -> None:
+        progress.advance(done - last[0])
+        last[0] = done
+
+    return on_batch
+
+
+def classify_with_progress(predictor: Any, items: list[dict[str, Any]], classify_records: Any,
+                           min_items: int = 500) -> list[dict[str, Any]]:
+    """Prediction records in input order; without a terminal, a plain progress line per ~10 % of the items."""
+    from pipeline.progress import PlainProgress, is_terminal
+    from pipeline.store.records import prediction_record
+
     if is_terminal(err_console.file) or len(items) < min_items:
-        return classify_items(predictor, items)
+        return classify_records(predictor, items)
     parents = [i.get("parent_text") for i in items] if predictor.spec.include_parent else None
     out: list[Any] = [None] * len(items)
     progress = PlainProgress(len(items), "classify", "items", stream=err_console.file)
     for idx, preds in predictor.predict_batches([i["text"] for i in items], parents):
         for i, pred in zip(idx, preds):
-            out[i] = pred
+            out[i] = prediction_record(items[i], pred, predictor.model_version)
         progress.advance(len(idx))
     return out
 
@@ -142,20 +245,16 @@ def load_predictor(model: Path, device: str, batch_size: int, backend: str, thre
                      max_batch_tokens=max_batch_tokens, precision=precision)
 
 
-def write_output(records: list[dict[str, Any]], fmt: str, out: Path | None, flat: Any) -> None:
+def write_output(records: list[dict[str, Any]], fmt: str, out: Path | None) -> None:
+    """jsonl (the records) or csv (flattened columns) through the one record writer, or rich tables."""
+    if fmt in ("jsonl", "csv"):
+        from pipeline.store.records import write_records
+
+        write_records(records, out, fmt)
+        return
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "jsonl":
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        _emit(text, out)
-    elif fmt == "csv":
-        import pandas as pd
-
-        from pipeline.csvsafe import safe_frame
-
-        frame = pd.DataFrame.from_records([flat(r) for r in records]) if records else None
-        _emit(safe_frame(frame).to_csv(index=False) if frame is not None else "", out)
-    elif out is None:
+    if out is None:
         from pipeline.cli.common import console
 
         render_tables(records, console)
@@ -166,16 +265,10 @@ def write_output(records: list[dict[str, Any]], fmt: str, out: Path | None, flat
             render_tables(records, Console(file=fh, width=160, no_color=True, force_terminal=False))
 
 
-def _emit(text: str, out: Path | None) -> None:
-    if out is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        out.write_text(text, encoding="utf-8")
-
-
-def _label(label: str, prob: float, style: str | None) -> str:
-    shown = f"{label} {prob:.2f}"
+def _label(head: dict[str, Any], styles: dict[str, str]) -> str:
+    """``label prob`` of one head of a record, coloured by label (dim for none and unknown labels)."""
+    shown = f"{head['label']} {head['prob']:.2f}"
+    style = styles.get(head["label"])
     return f"[{style}]{shown}[/]" if style else f"[dim]{shown}[/]"
 
 
@@ -197,7 +290,7 @@ def render_tables(records: list[dict[str, Any]], console: Any, wide: bool | None
         table = Table(title=escape(f"{thread_id} · model {rows[0]['model_version']}"), title_justify="left",
                       caption=None if wide else "stance: targets with a non-none stance; all others are none",
                       caption_justify="left")
-        id_width = min(max(len(_short_id(r["id"], thread_id)) for r in rows), 12)
+        id_width = min(max(len(_short_id(r["item_id"], thread_id)) for r in rows), 12)
         label_widths = [max(len(t), 12) for t in targets] if wide else [28]
         fixed = id_width + 13 + sum(label_widths) + 3 * (3 + len(label_widths)) + 1
         table.add_column("item", no_wrap=True, width=id_width, overflow="ellipsis")
@@ -206,19 +299,15 @@ def render_tables(records: list[dict[str, Any]], console: Any, wide: bool | None
         for t, w in zip(targets if wide else ["stance"], label_widths):
             table.add_column(t, no_wrap=True, width=w, overflow="ellipsis")
         for r in rows:
-            text = escape(" ".join(r.get("text", "").split())[:300])
+            text = escape(" ".join((r.get("text") or "").split())[:300])
             if r.get("author"):
                 text = f"[bold]{escape(r['author'])}:[/] {text}"
-            cells = [escape(_short_id(r["id"], thread_id)), text,
-                     _label(r["sentiment"], r["sentiment_probs"][r["sentiment"]], SENTIMENT_STYLE.get(r["sentiment"]))]
+            cells = [escape(_short_id(r["item_id"], thread_id)), text, _label(r["sentiment"], SENTIMENT_STYLE)]
             if wide:
-                for t in targets:
-                    label = r["stance"][t]
-                    cells.append(_label(label, r["stance_probs"][t][label], STANCE_STYLE.get(label)))
+                cells += [_label(r["stance"][t], STANCE_STYLE) for t in targets]
             else:
-                cells.append("\n".join(f"{t}: " + _label(r["stance"][t], r["stance_probs"][t][r["stance"][t]],
-                                                          STANCE_STYLE.get(r["stance"][t])) for t in r["targets"])
-                             or "[dim]none[/]")
+                cells.append("\n".join(f"{t}: " + _label(head, STANCE_STYLE) for t, head in r["stance"].items()
+                                       if head["label"] != NONE_LABEL) or "[dim]none[/]")
             table.add_row(*cells)
         console.print(table)
 

@@ -1,19 +1,22 @@
-"""From items to prediction records: what ``threadstance predict`` prints and ``reclassify`` stores/exports.
+"""From items to predictions: classify item dicts, and classify store items into the store.
 
-A record is flat JSON-friendly data about one item: its id and author, the sentiment label with its
-probabilities, every target's stance with probabilities, the targets with a non-none stance, and the
-``model_version`` that produced it. :func:`flat_record` turns it into one row of scalar columns
-(CSV/Parquet).
+Items are dicts with ``item_id``, ``thread_id``, ``kind``, ``parent_id``, ``author``, ``posted_at``,
+``text`` and ``parent_text``. Predictions become records through the one record builder,
+:func:`pipeline.store.records.prediction_record`. :func:`classify_into_store` is how both
+``threadstance reclassify`` and ``threadstance predict --db`` store predictions.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from pipeline.errors import UserError
 from pipeline.inference.predict import Prediction
 from pipeline.ingest.model import Thread
-
-ITEM_FIELDS = ("thread_id", "kind", "parent_id", "author", "posted_at")
+from pipeline.store.records import prediction_record
 
 
 def items_from_threads(threads: Iterable[Thread]) -> list[dict[str, Any]]:
@@ -39,36 +42,67 @@ def items_from_lines(lines: Iterable[str], prefix: str = "stdin") -> list[dict[s
     return out
 
 
-def prediction_record(item: dict[str, Any], pred: Prediction, model_version: str,
-                      with_text: bool = True) -> dict[str, Any]:
-    """The JSON record of one classified item."""
-    rec: dict[str, Any] = {"id": item["item_id"]}
-    rec.update({k: item.get(k) for k in ITEM_FIELDS})
-    rec.update({"sentiment": pred.sentiment, "sentiment_probs": pred.sentiment_probs, "stance": pred.stance,
-                "stance_probs": pred.stance_probs, "targets": pred.targets, "model_version": model_version})
-    if with_text:
-        rec["text"] = item["text"]
-    return rec
-
-
-def flat_record(rec: dict[str, Any]) -> dict[str, Any]:
-    """One row of scalar columns: ``p_sentiment_<class>``, ``stance_<target>``, ``p_<target>_<class>``,
-    ``targets`` joined with ``;``."""
-    row: dict[str, Any] = {k: v for k, v in rec.items()
-                           if k not in ("sentiment_probs", "stance", "stance_probs", "targets", "text")}
-    for c, p in rec["sentiment_probs"].items():
-        row[f"p_sentiment_{c}"] = p
-    for t, label in rec["stance"].items():
-        row[f"stance_{t}"] = label
-        for c, p in rec["stance_probs"][t].items():
-            row[f"p_{t}_{c}"] = p
-    row["targets"] = ";".join(rec["targets"])
-    if "text" in rec:
-        row["text"] = rec["text"]
-    return row
-
-
 def classify_items(predictor: Any, items: Sequence[dict[str, Any]]) -> list[Prediction]:
     """Predictions for items in input order (parents passed when the model's input spec uses them)."""
     parents = [i.get("parent_text") for i in items] if predictor.spec.include_parent else None
     return predictor.predict([i["text"] for i in items], parents)
+
+
+def classify_records(predictor: Any, items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Prediction records for items in input order."""
+    return [prediction_record(item, pred, predictor.model_version)
+            for item, pred in zip(items, classify_items(predictor, items))]
+
+
+@dataclass
+class StoredCounts:
+    """What :func:`classify_into_store` added."""
+
+    classified: int = 0
+    reclassified_after_edit: int = 0
+
+
+def classify_into_store(predictor: Any, store: Any, items: Sequence[dict[str, Any]], run_id: int | None = None,
+                        on_batch: Callable[[int, StoredCounts], None] | None = None) -> StoredCounts:
+    """Classify store items (dicts from ``Store.pending_items``) and store their records, one committed
+    transaction per batch (shortest texts first), keyed by (item_id, model_version, revision).
+
+    An existing prediction for the same key is kept as it is (``INSERT OR IGNORE``), and predictions of
+    other revisions and other model versions stay as history, so a run killed at any point loses at
+    most the batch in flight. ``on_batch(items_done, counts)`` is called after each commit.
+    """
+    version = predictor.model_version
+    counts = StoredCounts()
+    parents = [i["parent_text"] for i in items] if predictor.spec.include_parent else None
+    done = 0
+    for idx, preds in predictor.predict_batches([i["text"] for i in items], parents):
+        rows = []
+        for i, pred in zip(idx, preds):
+            item = items[i]
+            record = prediction_record(item, pred, version, with_text=False)
+            rows.append((item["item_id"], version, item["revision"], item["text_sha256"],
+                         record["sentiment"]["label"], json.dumps(record, ensure_ascii=False), run_id))
+        with store.transaction():
+            added = store.add_predictions(rows)
+        counts.classified += added
+        edited = sum(1 for i in idx if items[i].get("edited"))
+        # fewer rows added than sent: a concurrent writer stored some first; count only what was added here
+        counts.reclassified_after_edit += edited if added == len(rows) else min(added, edited)
+        done += len(idx)
+        if on_batch:
+            on_batch(done, counts)
+    return counts
+
+
+def resolve_model_version(store: Any, model: str | Path | None) -> str:
+    """The model_version meant by ``model``: a model folder's, a model_version as given, or (None) the
+    model of the latest reclassify run, else of the newest prediction in the store."""
+    from pipeline.modeling.folder import ModelFolder
+
+    if model is not None and ModelFolder(model).is_model():
+        return ModelFolder(model).recorded_version()
+    version = str(model) if model is not None else store.latest_model_version()
+    if not version:
+        raise UserError("no predictions in the store yet (run `threadstance reclassify` or `threadstance predict "
+                        "--db`)", store.path)
+    return version

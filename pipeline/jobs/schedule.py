@@ -9,8 +9,8 @@ One :func:`run_reclassify` call is one run, safe to start from cron or a systemd
   first, one transaction per batch with ``INSERT OR IGNORE`` on (item_id, model_version): a run killed at
   any point loses at most the batch in flight, and the next run classifies exactly what is missing;
   predictions of other model versions are never touched;
-* ``export/predictions.parquet`` and ``.csv`` (items joined with the current model's predictions) are
-  replaced atomically;
+* ``export/predictions.parquet`` and ``.csv`` (the prediction records of the current model, flattened:
+  docs/formats.md) are replaced atomically;
 * the run is recorded in the ``runs`` table (``running`` → ``ok`` / ``partial`` / ``failed``; a run
   found still ``running`` by the next one is marked ``killed``), and every step is appended to
   ``log_file`` as timestamped lines.
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import shutil
 import sqlite3
@@ -356,7 +355,7 @@ def _ingest_inbox(cfg: ScheduleConfig, store: Any, summary: RunSummary, log: Run
 
 
 def _classify_pending(cfg: ScheduleConfig, store: Any, summary: RunSummary, log: RunLog) -> None:
-    from pipeline.inference.classify import prediction_record
+    from pipeline.inference.classify import classify_into_store
 
     version = summary.model_version
     assert version is not None
@@ -389,35 +388,22 @@ def _classify_pending(cfg: ScheduleConfig, store: Any, summary: RunSummary, log:
     log(f"classifying {len(pending)} items with model {version} ({cfg.backend} {predictor.precision} on {predictor.device}, "
         f"batch size {cfg.batch_size}; model loaded in {time.perf_counter() - started:.1f} s)")
     delay = float(os.environ.get(BATCH_DELAY_ENV) or 0)
-    parents = [i["parent_text"] for i in pending] if predictor.spec.include_parent else None
-    started, next_report = time.perf_counter(), 0.1
-    batches = done_items = 0
-    for idx, preds in predictor.predict_batches([i["text"] for i in pending], parents):
-        rows = []
-        for i, pred in zip(idx, preds):
-            item = pending[i]
-            record = prediction_record(item, pred, version, with_text=False)
-            rows.append((item["item_id"], version, item["revision"], item["text_sha256"], pred.sentiment,
-                         json.dumps(record, ensure_ascii=False), summary.run_id))
-        with store.transaction():
-            added = store.add_predictions(rows)
-        c["classified"] += added
-        if added == len(rows):
-            c["reclassified_after_edit"] += sum(1 for i in idx if pending[i]["edited"])
-        else:  # some rows were already there (a concurrent writer): count only what this run added
-            c["reclassified_after_edit"] += min(added, sum(1 for i in idx if pending[i]["edited"]))
-        batches += 1
-        done_items += len(idx)
-        if done_items >= next_report * len(pending) or batches % LOG_EVERY_BATCHES == 0:
-            elapsed = max(time.perf_counter() - started, 1e-9)
-            rate = done_items / elapsed
+    started, progress = time.perf_counter(), {"batches": 0, "next_report": 0.1}
+
+    def on_batch(done_items: int, counts: Any) -> None:
+        c["classified"], c["reclassified_after_edit"] = counts.classified, counts.reclassified_after_edit
+        progress["batches"] += 1
+        if done_items >= progress["next_report"] * len(pending) or progress["batches"] % LOG_EVERY_BATCHES == 0:
+            rate = done_items / max(time.perf_counter() - started, 1e-9)
             eta = (len(pending) - done_items) / rate if rate else 0.0
             log(f"classify: {done_items}/{len(pending)} items ({100 * done_items / len(pending):.0f}%), "
                 f"{rate:.1f} items/s, ETA {eta:.0f} s")
-            while next_report * len(pending) <= done_items:
-                next_report += 0.25
+            while progress["next_report"] * len(pending) <= done_items:
+                progress["next_report"] += 0.25
         if delay:
             time.sleep(delay)
+
+    classify_into_store(predictor, store, pending, summary.run_id, on_batch)
     seconds = time.perf_counter() - started
     c["classify_seconds"] = round(seconds, 2)
     log(f"classified {c['classified']} items in {seconds:.1f} s ({c['classified'] / max(seconds, 1e-9):.0f} items/s"
@@ -425,50 +411,26 @@ def _classify_pending(cfg: ScheduleConfig, store: Any, summary: RunSummary, log:
 
 
 def export_frame(store: Any, model_version: str) -> Any:
-    """Items joined with the predictions of ``model_version`` as a flat DataFrame (one row per item)."""
-    import pandas as pd
+    """The prediction records of ``model_version`` for every stored item it classified in its current
+    text, as a flat DataFrame (one row per item; the columns of ``threadstance export predictions``)."""
+    from pipeline.store.records import records_frame, stored_records
 
-    from pipeline.inference.classify import flat_record
-
-    rows = []
-    for r in store.items_with_predictions(model_version):
-        row = {k: r[k] for k in ("item_id", "thread_id", "thread_title", "article_date", "kind", "parent_id",
-                                 "position", "depth", "author", "posted_at", "revision")}
-        rec = r["record"]
-        if rec:
-            flat = flat_record(rec)
-            row.update({k: v for k, v in flat.items() if k not in row and k != "id"})
-            row["prediction_stale"] = r["predicted_text_sha256"] != r["text_sha256"]
-            row["predicted_at"], row["run_id"] = r["predicted_at"], r["run_id"]
-        else:
-            row["model_version"] = None
-        row["text"] = r["text"]
-        rows.append(row)
-    if not rows:
-        return pd.DataFrame(columns=["item_id", "thread_id", "thread_title", "article_date", "kind", "parent_id",
-                                     "position", "depth", "author", "posted_at", "revision", "model_version", "text"])
-    frame = pd.DataFrame.from_records(rows)
-    return frame[[c for c in frame.columns if c != "text"] + ["text"]]
+    return records_frame(stored_records(store, model_version))
 
 
 def _export_snapshot(cfg: ScheduleConfig, store: Any, summary: RunSummary, log: RunLog) -> None:
+    from pipeline.store.records import stored_records, write_records
+
     assert summary.model_version is not None
-    frame = export_frame(store, summary.model_version)
+    records = stored_records(store, summary.model_version)
     folder = Path(cfg.export)
     folder.mkdir(parents=True, exist_ok=True)
     for ext in ("parquet", "csv"):
         final = folder / f"{EXPORT_NAME}.{ext}"
         tmp = final.with_name(f".{final.name}.tmp")
-        if ext == "parquet":
-            frame.to_parquet(tmp, index=False)
-        else:
-            from pipeline.csvsafe import safe_frame
-
-            safe_frame(frame).to_csv(tmp, index=False)
+        write_records(records, tmp, ext)
         os.replace(tmp, final)
         summary.export_files.append(final)
-    predicted = int(frame["model_version"].notna().sum()) if len(frame) else 0
-    summary.counts["exported_items"] = len(frame)
-    summary.counts["exported_with_prediction"] = predicted
-    log(f"export: {len(frame)} items ({predicted} with a prediction from {summary.model_version}) → "
+    summary.counts["exported_items"] = len(records)
+    log(f"export: {len(records)} items with a prediction from {summary.model_version} → "
         f"{', '.join(map(str, summary.export_files))}")

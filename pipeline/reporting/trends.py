@@ -40,13 +40,13 @@ def label_shares(rows: Iterable[dict[str, Any]], by: str = "month", none_class: 
         if not rec or (kinds and row.get("kind") not in kinds):
             continue
         date = item_date(row)
-        out = {"period": date[: PERIODS[by]] if date else UNDATED, "sentiment": rec["sentiment"]}
-        for c in rec["sentiment_probs"]:
+        out = {"period": date[: PERIODS[by]] if date else UNDATED, "sentiment": rec["sentiment"]["label"]}
+        for c in rec["sentiment"]["probs"]:
             if c not in sentiment_classes:
                 sentiment_classes.append(c)
-        for t, label in rec["stance"].items():
-            out[f"stance:{t}"] = label
-            stance_classes.setdefault(t, [c for c in rec["stance_probs"][t] if c != none_class])
+        for t, head in rec["stance"].items():  # records: docs/formats.md, "Prediction records"
+            out[f"stance:{t}"] = head["label"]
+            stance_classes.setdefault(t, [c for c in head["probs"] if c != none_class])
         records.append(out)
     if not records:
         return pd.DataFrame(columns=["period", "n"])

@@ -17,6 +17,7 @@ from typing import Any
 
 from pipeline.errors import UserError
 from pipeline.ingest.model import Thread
+from pipeline.store.records import load_record
 
 # Each entry migrates the schema from version i to i + 1. Never edit a released entry; append.
 MIGRATIONS: list[str] = [
@@ -432,7 +433,7 @@ class Store:
         out = []
         for row in self.conn.execute(sql + " ORDER BY model_version, revision", args):
             d = dict(row)
-            d["record"] = json.loads(d["record"])
+            d["record"] = load_record(d["record"])
             out.append(d)
         return out
 
@@ -453,7 +454,7 @@ class Store:
         out = []
         for row in rows:
             d = dict(row)
-            d["record"] = json.loads(d["record"]) if d["record"] else None
+            d["record"] = load_record(d["record"])
             out.append(d)
         return out
 

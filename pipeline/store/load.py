@@ -26,6 +26,7 @@ class FileResult:
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     thread_ids: list[str] = field(default_factory=list)
+    item_ids: list[str] = field(default_factory=list)  # the file's items, in file order
 
 
 @dataclass
@@ -54,6 +55,7 @@ def ingest_file(store: Store, path: str | Path, fmt: str = "auto") -> FileResult
                 result.counts.threads += 1
                 result.counts.unchanged += len(thread.items)
                 result.thread_ids.append(thread.thread_id)
+                result.item_ids.extend(item.item_id for item in thread.items)
                 for kind in ("paragraph", "comment", "reply"):
                     result.kinds[kind] = result.kinds.get(kind, 0) + thread.count(kind)
             result.kinds["threads"] = len(threads)
@@ -64,6 +66,7 @@ def ingest_file(store: Store, path: str | Path, fmt: str = "auto") -> FileResult
                 result.counts.add(store.write_thread(thread))
                 result.warnings.extend(thread.warnings)
                 result.thread_ids.append(thread.thread_id)
+                result.item_ids.extend(item.item_id for item in thread.items)
                 for kind in ("paragraph", "comment", "reply"):
                     result.kinds[kind] = result.kinds.get(kind, 0) + thread.count(kind)
             result.kinds["threads"] = len(threads)
@@ -84,6 +87,7 @@ def ingest_file(store: Store, path: str | Path, fmt: str = "auto") -> FileResult
     if not result.ok:
         result.counts = WriteCounts()
         result.thread_ids = []
+        result.item_ids = []
         result.kinds = {}
     return result
 

@@ -1,0 +1,191 @@
+"""The Python API for notebooks: the CLI's work as functions that return records or pandas DataFrames.
+
+Every function returns plain prediction records (dicts, docs/formats.md "Prediction records") or, with
+``as_frame=True``, a DataFrame with one flattened column per field (``sentiment.label``,
+``stance.funding.probs.against``, …), the columns of ``threadstance export predictions --format csv``.
+Worked example: docs/api.md. ::
+
+    from pipeline import api
+
+    model = api.load_model("models/default")
+    api.classify(model, ["Managers never listen.", "Ofsted were fair to us."])
+    api.ingest(["../shared/seeds"], db="work/notebook.sqlite", model=model)
+    api.read_predictions("work/notebook.sqlite", model, as_frame=True)
+
+The API sits on top of the pipeline, beside the CLI (it never imports the CLI): models are loaded by
+:class:`pipeline.inference.predict.Predictor`, records are built by
+:func:`pipeline.store.records.prediction_record`, and stored predictions are written exactly as
+``threadstance reclassify`` writes them (:func:`pipeline.inference.classify.classify_into_store`).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import UserError
+from pipeline.inference.predict import Predictor
+
+__all__ = ["load_model", "classify", "ingest", "read_predictions"]
+
+
+def load_model(path: str | Path, *, device: str = "auto", precision: str = "auto", backend: str = "torch",
+               batch_size: int = 32) -> Predictor:
+    """Load a trained model folder (``models/<run>``) once, for any number of :func:`classify` calls.
+
+    Args:
+        path: The model folder written by ``threadstance train``.
+        device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+        precision: ``auto`` (bf16 autocast on CPUs with native bf16, else fp32), ``fp32`` or ``bf16``.
+        backend: ``torch``, ``onnx`` or ``onnx-int8`` (after ``threadstance export onnx``).
+        batch_size: At most this many texts per model call.
+
+    Returns:
+        A :class:`~pipeline.inference.predict.Predictor`; ``.model_version`` names the model, ``.targets``
+        its stance targets.
+    """
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    return Predictor(path, device=device, batch_size=batch_size, backend=backend, precision=precision)
+
+
+def classify(model: Predictor, data: Sequence[str] | Any, *, text_column: str = "text",
+             id_column: str | None = None, as_frame: bool | None = None) -> list[dict[str, Any]] | Any:
+    """Classify texts: a list of strings, or a pandas DataFrame with a text column.
+
+    Args:
+        model: From :func:`load_model`.
+        data: Strings (their ids are ``text/1``, ``text/2``, … in list order), or a DataFrame whose
+            ``text_column`` holds the texts; its ``thread_id``, ``kind``, ``parent_id``, ``author`` and
+            ``posted_at`` columns, when present, are copied into the records.
+        text_column: The DataFrame column with the texts.
+        id_column: The DataFrame column with item ids (default: the index, as strings).
+        as_frame: Return a DataFrame (default: True for a DataFrame input, False for a list); a DataFrame
+            input keeps its index.
+
+    Returns:
+        Prediction records in input order, or their flattened DataFrame.
+    """
+    import pandas as pd
+
+    from pipeline.inference.classify import classify_records, items_from_lines
+    from pipeline.store.records import records_frame
+
+    is_frame = isinstance(data, pd.DataFrame)
+    if is_frame:
+        if text_column not in data.columns:
+            raise UserError(f"no column {text_column!r} in the DataFrame (columns: {', '.join(map(str, data.columns))}); "
+                            "pass text_column=")
+        ids = [str(i) for i in (data[id_column] if id_column else data.index)]
+        texts = dict(zip(ids, data[text_column]))
+        items = []
+        for item_id, (_, row) in zip(ids, data.iterrows()):
+            text = row[text_column]
+            if not isinstance(text, str) or not text.strip():
+                raise UserError(f"row {item_id!r}: {text_column} is empty or not text")
+            meta = {k: _plain(row.get(k)) for k in ("thread_id", "kind", "parent_id", "author", "posted_at")}
+            items.append({"item_id": item_id, **meta, "kind": meta["kind"] or "comment", "text": text,
+                          "parent_text": texts.get(meta["parent_id"]) if meta["parent_id"] else None})
+    else:
+        texts = [data] if isinstance(data, str) else list(data)
+        bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+        if bad:
+            raise UserError(f"text {bad[0]} of {len(texts)} is empty or not a string")
+        items = items_from_lines(texts, prefix="text")
+    records = classify_records(model, items) if items else []
+    if not (is_frame if as_frame is None else as_frame):
+        return records
+    frame = records_frame(records)
+    if is_frame:
+        frame.index = data.index
+    return frame
+
+
+def _plain(value: Any) -> str | None:
+    """A DataFrame cell as record metadata: missing → None, a timestamp → ISO 8601, else text."""
+    import pandas as pd
+
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def ingest(paths: Sequence[str | Path], db: str | Path, *, model: Predictor | None = None,
+           input_format: str = "auto", as_frame: bool = False) -> list[dict[str, Any]] | Any:
+    """Ingest thread files (text dumps, WordPress HTML, JSONL; folders are read recursively) into a store.
+
+    One transaction per file: a file that cannot be parsed writes nothing and is reported, the others
+    are still ingested. With ``model``, the ingested items that have no prediction of their current text
+    from it are then classified and stored, exactly as ``threadstance predict --db`` and
+    ``threadstance reclassify`` store them.
+
+    Args:
+        paths: Files or folders.
+        db: The SQLite store (created when missing).
+        model: From :func:`load_model`, to classify and store the items too.
+        input_format: ``auto``, ``text``, ``html`` or ``jsonl``.
+        as_frame: Return a DataFrame instead of records.
+
+    Returns:
+        One record per file: ``path``, ``ok``, ``threads``, ``items``, ``new``, ``updated``, ``unchanged``,
+        ``classified`` (items classified and stored now; 0 without a model), ``warnings``, ``error``.
+    """
+    import pandas as pd
+
+    from pipeline.inference.classify import classify_into_store
+    from pipeline.store.db import Store
+    from pipeline.store.load import ingest_paths
+
+    out = []
+    with Store(db) as store:
+        report = ingest_paths(store, [str(p) for p in paths], input_format)
+        classified: dict[str, int] = {}
+        if model is not None:
+            pending = store.pending_items(model.model_version)
+            by_file = {i: f.path for f in report.files if f.ok for i in f.item_ids}
+            pending = [i for i in pending if i["item_id"] in by_file]
+            classify_into_store(model, store, pending)
+            for item in pending:
+                classified[by_file[item["item_id"]]] = classified.get(by_file[item["item_id"]], 0) + 1
+        for f in report.files:
+            out.append({"path": f.path, "ok": f.ok, "threads": f.counts.threads, "items": len(f.item_ids),
+                        "new": f.counts.new, "updated": f.counts.updated, "unchanged": f.counts.unchanged,
+                        "classified": classified.get(f.path, 0), "warnings": list(f.warnings), "error": f.error})
+    return pd.DataFrame.from_records(out) if as_frame else out
+
+
+def read_predictions(db: str | Path, model: Predictor | str | Path | None = None, *, thread: str | None = None,
+                     kinds: Sequence[str] | None = None, as_frame: bool = True) -> list[dict[str, Any]] | Any:
+    """Stored predictions of one model, one per item whose current text it classified, in thread order.
+
+    Args:
+        db: The SQLite store.
+        model: A loaded model, a model folder, a model_version string, or None for the model of the
+            latest reclassify run (else of the newest prediction).
+        thread: Only this thread id.
+        kinds: Only these item kinds (``comment``, ``reply``, ``paragraph``).
+        as_frame: A flattened DataFrame (default) or the records.
+
+    Returns:
+        The records of ``threadstance export predictions``, or their DataFrame.
+    """
+    from pipeline.inference.classify import resolve_model_version
+    from pipeline.store.db import Store
+    from pipeline.store.records import records_frame, stored_records
+
+    if not Path(db).is_file():
+        raise UserError("no store here", db)
+    store = Store.open_readonly(db)
+    try:
+        version = model.model_version if isinstance(model, Predictor) else resolve_model_version(store, model)
+        records = stored_records(store, version, thread_id=thread, kinds=kinds)
+    finally:
+        store.close()
+    return records_frame(records) if as_frame else records
+
+
+# ---- trends --------------------------------------------------------------------------------------
+# Label shares per period from a store (pipeline.reporting.trends) belong here, after read_predictions,
+# with the same conventions: a store path and a model in, records or a DataFrame out.
