@@ -45,6 +45,9 @@ def _register() -> None:
     from pipeline.cli import calibrate_cmd
 
     app.command("calibrate")(calibrate_cmd.calibrate)
+    from pipeline.cli import suggest_cmd
+
+    app.command("suggest")(suggest_cmd.suggest)
 
 
 _register()

@@ -41,6 +41,9 @@ def predict(
                                            "CPU has native bf16 (~1.7× faster; labels may differ on near-ties), "
                                            "else fp32")] = "auto",
     input_format: Annotated[str, typer.Option("--input-format", help="auto | text | html | jsonl")] = "auto",
+    min_confidence: Annotated[float | None, typer.Option(
+        "--min-confidence", help="A head whose top probability is below this says `abstain` instead of its label "
+        "(0 = never; with --db the store keeps the model's labels).", show_default=False)] = None,
 ) -> None:
     """Classify new thread files (or stdin lines): sentiment and per-target stance with probabilities.
 
@@ -58,6 +61,9 @@ def predict(
     if input_format not in ("auto", "text", "html", "jsonl"):
         raise UserError(f"--input-format {input_format!r}: choose auto, text, html or jsonl")
     check_device(device)
+    from pipeline.inference.abstain import apply_min_confidence, check_min_confidence
+
+    min_confidence = check_min_confidence(min_confidence)
     if db is not None and "-" in paths:
         raise UserError("--db stores ingested files, and stdin (-) is not a file: save it to a file and pass "
                         "its path")
@@ -67,7 +73,7 @@ def predict(
         with Store(db) as store:
             records, failed = _predict_into_store(store, paths, input_format, model, device, batch_size,
                                                   backend, threads, max_batch_tokens, precision)
-        write_output(records, fmt, out)
+        write_output([apply_min_confidence(r, min_confidence) for r in records], fmt, out)
         _report_failures(failed, escape)
         return
     items: list[dict[str, Any]] = []
@@ -99,7 +105,7 @@ def predict(
         started = time.perf_counter()
         records = classify_with_progress(predictor, items, classify_records)
         seconds = time.perf_counter() - started
-    write_output(records, fmt, out)
+    write_output([apply_min_confidence(r, min_confidence) for r in records], fmt, out)
     if items:
         err_console.print(f"[dim]{len(records)} items · model {predictor.model_version} · {backend} on "
                           f"{predictor.device} · {len(records) / max(seconds, 1e-9):.0f} items/s[/]", highlight=False)

@@ -31,6 +31,10 @@ def reclassify(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would happen; change nothing.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only (the log file has the rest); "
                                         "for cron, which mails any output.")] = False,
+    min_confidence: Annotated[float | None, typer.Option(
+        "--min-confidence", help="In the exported snapshot, a head whose top probability is below this says "
+        "`abstain` (the store keeps the model's labels). Same as --set min_confidence=P.",
+        show_default=False)] = None,
 ) -> None:
     """One scheduled run: ingest the inbox, classify items the current model has not seen, export a snapshot.
 
@@ -40,7 +44,8 @@ def reclassify(
     """
     from pipeline.jobs.schedule import LockHeld, RunLock, RunLog, load_schedule, plan_dry_run, run_reclassify
 
-    cfg = load_schedule(config, overrides)
+    cfg = load_schedule(config, [*(overrides or []), *([f"min_confidence={min_confidence}"]
+                                                       if min_confidence is not None else [])])
     check_device(cfg.device, f"{config} [device]")
     if dry_run:
         print_plan(plan_dry_run(cfg), cfg)

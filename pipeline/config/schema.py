@@ -10,6 +10,8 @@ from pipeline.config.settings import SCHEMA_PATH
 from pipeline.errors import ConfigError
 
 DEFAULT_SCHEMA_PATH = Path(SCHEMA_PATH)
+# What a head says below --min-confidence (pipeline/inference/abstain.py): never a class of a schema.
+ABSTAIN_LABEL = "abstain"
 
 
 class Target(BaseModel):
@@ -34,6 +36,8 @@ class LabelSchema(BaseModel):
     def _unique(cls, v: list[str]) -> list[str]:
         if len(set(v)) != len(v):
             raise ValueError(f"classes must be unique, got {v}")
+        if ABSTAIN_LABEL in v:
+            raise ValueError(f"{ABSTAIN_LABEL!r} is reserved for low-confidence predictions (--min-confidence)")
         return v
 
     @field_validator("targets")

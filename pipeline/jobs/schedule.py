@@ -67,6 +67,9 @@ class ScheduleConfig(BaseModel):
         "auto", description="bf16: bfloat16 autocast of the torch model on CPU (faster on CPUs with native bf16; "
         "labels may differ on near-ties); auto: bf16 where the CPU has it natively, else fp32.")
     input_format: Literal["auto", "text", "html", "jsonl"] = "auto"
+    min_confidence: float | None = Field(
+        None, ge=0, le=1, description="In the exported snapshot, a head whose top probability is below this says "
+        "`abstain` (the store keeps the model's labels); null = never.")
 
 
 def load_schedule(path: str | Path = DEFAULT_CONFIG, overrides: list[str] | None = None) -> ScheduleConfig:
@@ -423,6 +426,13 @@ def _export_snapshot(cfg: ScheduleConfig, store: Any, summary: RunSummary, log: 
 
     assert summary.model_version is not None
     records = stored_records(store, summary.model_version)
+    if cfg.min_confidence:
+        from pipeline.inference.abstain import ABSTAIN, apply_min_confidence
+
+        records = [apply_min_confidence(r, cfg.min_confidence) for r in records]
+        summary.counts["exported_abstain_labels"] = sum(
+            (r["sentiment"]["label"] == ABSTAIN) + sum(h["label"] == ABSTAIN for h in r["stance"].values())
+            for r in records)
     folder = Path(cfg.export)
     folder.mkdir(parents=True, exist_ok=True)
     for ext in ("parquet", "csv"):

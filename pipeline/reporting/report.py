@@ -275,6 +275,8 @@ def build_blocks(m: dict[str, Any], errors: list[dict[str, Any]], figures: dict[
                     [[short[k], f"{cv['mean'][k]:.3f} ± {cv['sd'][k]:.3f}",
                       *(_f(f["headline"][k]) for f in cv["folds"])] for k in keys])]
 
+    blocks += coverage_blocks(m["model"].get("coverage"))
+
     ms = m["min_scores"]
     if ms["thresholds"]:
         blocks += [("h", 2, "Minimum scores"),
@@ -290,6 +292,19 @@ def build_blocks(m: dict[str, Any], errors: list[dict[str, Any]], figures: dict[
                 [[i, e["item_id"], e["kind"], e["field"], e["gold"], e["predicted"], _f(e["probability"]),
                   _trunc(e["text"])] for i, e in enumerate(top, start=1)])]
     return blocks
+
+
+def coverage_blocks(coverage: dict[str, list[dict[str, Any]]] | None) -> list[Block]:
+    """Coverage against accuracy per head at each --min-confidence threshold (evaluation/coverage.py)."""
+    if not coverage:
+        return []
+    thresholds = [r["threshold"] for r in next(iter(coverage.values()))]
+    rows = [[head, *(f"{r['coverage']:.0%} · {_f(r['accuracy'])} · {_f(r['score'])}" for r in cells)]
+            for head, cells in coverage.items()]
+    return [("h", 2, "Coverage against accuracy (`--min-confidence`)"),
+            ("p", "Each cell: share of gold items the head still labels when it abstains below that top "
+                  "probability · accuracy on them · macro-F1 (sentiment) or F1avg (targets) on them."),
+            ("table", ["head", *(f"P = {t:g}" for t in thresholds)], rows)]
 
 
 def _target_of(key: str) -> str | None:
@@ -318,6 +333,10 @@ def write_report(out: Path, metrics: dict[str, Any], es: EvalSet, model: SystemO
     cal = metrics["model"]["calibration"]
     plot_reliability(out / "reliability.png", cal, [f for f in ("sentiment", POOLED, *schema.target_names) if f in cal])
     figures["reliability"] = "reliability.png"
+    if model.proba:
+        from pipeline.evaluation.coverage import coverage_table
+
+        metrics["model"]["coverage"] = coverage_table(es.gold, model.proba, schema)
     metrics["files"] = {"errors": "errors.csv", "figures": figures, "report": ["report.md", "report.html"]}
     (out / "metrics.json").write_text(json.dumps(jsonable(metrics), indent=2) + "\n", encoding="utf-8")
     blocks = build_blocks(metrics, errors, figures)

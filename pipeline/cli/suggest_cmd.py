@@ -1,0 +1,127 @@
+"""``threadstance suggest``: the unlabelled store items that labelling would teach the model most."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pipeline.cli.common import check_device, console, err_console
+from pipeline.config.run import EvaluationConfig
+from pipeline.config.settings import DEFAULT_MODELS
+from pipeline.errors import UserError
+
+FORMATS = ("table", "jsonl", "csv")
+NONE_LABEL = "none"  # the stance class the table leaves out
+DEFAULT_GOLD = Path(EvaluationConfig().gold)
+
+
+def suggest(
+    n: Annotated[int, typer.Option("-n", "--n", min=1, help="How many items to suggest.")] = 20,
+    model: Annotated[Path, typer.Option("--model", help="Model directory (models/<run>).")] = DEFAULT_MODELS / "default",
+    db: Annotated[Path | None, typer.Option("--db", help="SQLite store (default: THREADSTANCE_DB or "
+                                                         "work/threadstance.sqlite).", show_default=False)] = None,
+    strategy: Annotated[str, typer.Option("--strategy", help="uncertainty | diverse | random")] = "uncertainty",
+    labels: Annotated[list[Path] | None, typer.Option("--labels", help="Label file whose items are already labelled "
+                                                      "(repeatable).", show_default=False)] = None,
+    gold: Annotated[Path | None, typer.Option("--gold", help="Gold label file; its items are never suggested "
+                                              f"(default {DEFAULT_GOLD} when it exists).", show_default=False)] = None,
+    filters: Annotated[list[str] | None, typer.Option("--filter", help="KEY=VALUE: kind=comment|reply|paragraph, "
+                                                      "thread=ID, item=ID (repeatable).", show_default=False)] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | jsonl | csv")] = "table",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.",
+                                             show_default=False)] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of random and of the k-means of diverse.")] = 0,
+    pool_factor: Annotated[int, typer.Option("--pool-factor", min=1, help="diverse clusters this many × N of the "
+                                             "most uncertain items.")] = 4,
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | mps")] = "auto",
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for the model.",
+                                                show_default=False)] = None,
+) -> None:
+    """Rank the store's unlabelled items, most informative first: each with its score (1 − the smallest
+    margin between a head's top two calibrated probabilities), the head that is least sure and the model's
+    labels. Items in --labels files and in the gold set are left out."""
+    from rich.markup import escape
+
+    from pipeline.cli.predict_cmd import load_predictor
+    from pipeline.data.selection import open_existing_store, parse_filters
+    from pipeline.inference.suggest import STRATEGIES, labelled_item_ids, rank_items, unlabelled_items
+
+    if strategy not in STRATEGIES:
+        raise UserError(f"--strategy {strategy!r}: choose {', '.join(STRATEGIES)}")
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r}: choose {', '.join(FORMATS)}")
+    check_device(device)
+    label_files = list(labels or [])
+    if gold is not None or DEFAULT_GOLD.is_file():
+        label_files.append(gold or DEFAULT_GOLD)
+    labelled = labelled_item_ids(label_files)
+    with open_existing_store(db) as store:
+        items = unlabelled_items(store, labelled, parse_filters(filters))
+    if not items:
+        err_console.print("no unlabelled items in the store", highlight=False)
+        _write([], fmt, out, "", strategy)
+        return
+    predictor = load_predictor(model, device, 32, "torch", threads, 8192, "auto")
+    progress = _progress(len(items))
+    suggestions = rank_items(predictor, items, n, strategy, seed, pool_factor, progress)
+    records = [s.to_dict(strategy, predictor.model_version) for s in suggestions]
+    _write(records, fmt, out, predictor.model_version, strategy)
+    err_console.print(f"[dim]{len(records)} of {len(items)} unlabelled items ({len(labelled)} labelled left out) · "
+                      f"strategy {escape(strategy)} · model {predictor.model_version}[/]", highlight=False)
+
+
+def _progress(total: int, min_items: int = 500) -> Any:
+    """Plain progress lines without a terminal, for stores big enough to take a while."""
+    from pipeline.progress import PlainProgress, is_terminal
+
+    if total < min_items or is_terminal(err_console.file):
+        return None
+    bar = PlainProgress(total, "classify", "items", stream=err_console.file)
+    return lambda done, _total: bar.advance(done - bar.done)
+
+
+def _write(records: list[dict[str, Any]], fmt: str, out: Path | None, model_version: str, strategy: str) -> None:
+    import json
+    import sys
+
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "table":
+        if out is None:
+            render_table(records, console, model_version, strategy)
+        else:
+            from rich.console import Console
+
+            with open(out, "w", encoding="utf-8") as fh:
+                render_table(records, Console(file=fh, width=160, no_color=True), model_version, strategy)
+        return
+    if fmt == "jsonl":
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    else:
+        from pipeline.csvsafe import safe_frame
+        from pipeline.store.records import records_frame
+
+        text = safe_frame(records_frame(records)).to_csv(index=False) if records else ""
+    if out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        out.write_text(text, encoding="utf-8")
+
+
+def render_table(records: list[dict[str, Any]], con: Any, model_version: str, strategy: str) -> None:
+    """Rank, item, score, the unsure head, the model's sentiment and non-none stances, the text."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=escape(f"label next · {strategy} · model {model_version}"), title_justify="left")
+    for name, kw in (("#", {"justify": "right"}), ("item", {"overflow": "fold"}), ("score", {"justify": "right"}),
+                     ("least sure", {}), ("model says", {}), ("text", {"ratio": 1, "overflow": "ellipsis"})):
+        table.add_column(name, no_wrap=name == "text", **kw)
+    for r in records:
+        said = [f"{r['sentiment']['label']} {r['sentiment']['prob']:.2f}"]
+        said += [f"{t}: {h['label']} {h['prob']:.2f}" for t, h in r["stance"].items() if h["label"] != NONE_LABEL]
+        table.add_row(str(r["rank"]), escape(r["item_id"]), f"{r['score']:.3f}", escape(r["reason"]),
+                      escape("\n".join(said)), escape(" ".join(str(r.get("text") or "").split())[:300]))
+    con.print(table)
