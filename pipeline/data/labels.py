@@ -4,7 +4,11 @@ One JSON object per line, no item text copied in::
 
     {"item_id": "<thread>/c3", "sentiment": "negative",
      "stance": {"blame_management": "favor", "funding": "none", "nqsw_access": "none", "ofsted": "none"},
-     "annotator": "a", "labelled_at": "2026-01-05T10:12:00Z", "note": "optional free text"}
+     "annotator": "a", "labelled_at": "2026-01-05T10:12:00Z", "note": "optional free text",
+     "evidence": {"blame_management": {"start": 0, "end": 42}}}
+
+``evidence`` (optional) gives, per target with a non-none stance, the character span of the item text that
+the annotator points to as the reason for the label (``text[start:end]``).
 
 :func:`check_label_file` reports every problem with its line; :func:`read_labels` is the strict reader
 used by other stages (it raises :class:`~pipeline.errors.UserError` on the first problem).
@@ -27,7 +31,7 @@ from pipeline.config.schema import LabelSchema
 from pipeline.errors import UserError
 
 REQUIRED_KEYS = ("item_id", "sentiment", "stance", "annotator", "labelled_at")
-OPTIONAL_KEYS = ("note",)
+OPTIONAL_KEYS = ("note", "evidence")
 KNOWN_KEYS = frozenset(REQUIRED_KEYS + OPTIONAL_KEYS)
 
 
@@ -41,6 +45,7 @@ class LabelRecord:
     annotator: str
     labelled_at: str
     note: str | None = None
+    evidence: dict[str, dict[str, int]] | None = None  # target -> {"start", "end"} in the item text
     line: int | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -48,6 +53,8 @@ class LabelRecord:
                                "annotator": self.annotator, "labelled_at": self.labelled_at}
         if self.note:
             out["note"] = self.note
+        if self.evidence:
+            out["evidence"] = {t: dict(span) for t, span in self.evidence.items()}
         return out
 
     def to_json(self) -> str:
@@ -175,12 +182,34 @@ def check_object(obj: Any, schema: LabelSchema | None = None,
     note = obj.get("note")
     if note is not None and not isinstance(note, str):
         out.append(("bad_type", f"'note' must be a string, got {type(note).__name__}"))
+    out.extend(_check_evidence(obj.get("evidence"), stance if isinstance(stance, dict) else {}))
+    return out
+
+
+def _check_evidence(evidence: Any, stance: dict[str, Any]) -> list[tuple[str, str]]:
+    """Problems with the optional ``evidence`` object: ``{target: {"start": int, "end": int}}``."""
+    if evidence is None:
+        return []
+    if not isinstance(evidence, dict):
+        return [("bad_type", f"'evidence' must be an object {{target: {{start, end}}}}, got "
+                             f"{type(evidence).__name__}")]
+    out: list[tuple[str, str]] = []
+    for target, span in evidence.items():
+        if target not in stance:
+            out.append(("unknown_target", f"evidence for {target!r}, which has no stance label"))
+            continue
+        ok = isinstance(span, dict) and set(span) == {"start", "end"} and all(
+            isinstance(span[k], int) and not isinstance(span[k], bool) for k in ("start", "end"))
+        if not ok or not 0 <= span["start"] < span["end"]:
+            out.append(("bad_type", f"evidence for {target!r} must be {{\"start\": int, \"end\": int}} with "
+                                    f"0 <= start < end, got {span!r}"))
     return out
 
 
 def _record(obj: dict[str, Any], line: int) -> LabelRecord:
     return LabelRecord(item_id=obj["item_id"], sentiment=obj["sentiment"], stance=dict(obj["stance"]),
                        annotator=obj["annotator"], labelled_at=obj["labelled_at"], note=obj.get("note"),
+                       evidence={t: dict(s) for t, s in obj["evidence"].items()} if obj.get("evidence") else None,
                        line=line)
 
 
