@@ -167,3 +167,32 @@ def test_reclassify_exports_abstain_but_stores_the_model_labels(tmp_path: Path, 
         rows = store.items_with_predictions(run["model_version"], predicted_only=True)
     assert rows and all(r["record"]["sentiment"]["label"] != ABSTAIN for r in rows)
     assert run["counts"]["exported_abstain_labels"] == len(frame) * 5  # sentiment + 4 targets per item
+
+
+def test_the_evaluation_report_shows_coverage_against_accuracy(smoke_model: Path, seeds_dir: Path, tmp_path: Path,
+                                                               monkeypatch, capsys) -> None:  # noqa: ANN001
+    import shutil
+
+    from pipeline.store.db import Store
+    from pipeline.store.load import ingest_paths
+
+    repo = Path(__file__).resolve().parent.parent
+    monkeypatch.chdir(repo)  # configs/ and data/ are relative to the project root
+    db = tmp_path / "ts.sqlite"
+    with Store(db) as store:
+        assert not ingest_paths(store, [seeds_dir]).failed
+    model = tmp_path / "smoke"
+    shutil.copytree(smoke_model, model)  # evaluate writes into the model folder
+    out = tmp_path / "report"
+    code, _, err = cli(["evaluate", "--model", model, "--db", db, "--out", out], monkeypatch, capsys)
+    assert code in (0, 3), err
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    coverage = metrics["model"]["coverage"]
+    assert list(coverage) == ["sentiment", "blame_management", "funding", "nqsw_access", "ofsted"]
+    first = coverage["sentiment"][0]
+    assert first["threshold"] == 0 and first["coverage"] == 1.0
+    assert first["accuracy"] == pytest.approx(metrics["model"]["headline"]["sentiment_accuracy"])
+    assert [r["coverage"] for r in coverage["sentiment"]] == sorted((r["coverage"] for r in coverage["sentiment"]),
+                                                                    reverse=True)
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "## Coverage against accuracy" in md and "| sentiment | 100% · " in md
