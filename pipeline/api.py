@@ -26,7 +26,7 @@ from typing import Any
 from pipeline.errors import UserError
 from pipeline.inference.predict import Predictor
 
-__all__ = ["load_model", "classify", "ingest", "read_predictions"]
+__all__ = ["load_model", "classify", "ingest", "read_predictions", "trends"]
 
 
 def load_model(path: str | Path, *, device: str = "auto", precision: str = "auto", backend: str = "torch",
@@ -187,5 +187,40 @@ def read_predictions(db: str | Path, model: Predictor | str | Path | None = None
 
 
 # ---- trends --------------------------------------------------------------------------------------
-# Label shares per period from a store (pipeline.reporting.trends) belong here, after read_predictions,
-# with the same conventions: a store path and a model in, records or a DataFrame out.
+def trends(db: str | Path, model: Predictor | str | Path | None = None, *, by: str = "year",
+           kinds: Sequence[str] | None = None, thread: str | Sequence[str] | None = None, since: str | None = None,
+           until: str | None = None, min_confidence: float | None = None, min_items: int = 30,
+           method: str = "acc", n_boot: int = 1000, seed: int = 13, as_frame: bool = True) -> Any:
+    """Label shares per period, corrected for classifier error, with 95 % intervals (``threadstance trends``).
+
+    Args:
+        db: The SQLite store.
+        model: A loaded model, a model folder, a model_version string (its folder is looked up under
+            ``models/``), or None for the model of the latest reclassify run. The folder's out-of-fold
+            table gives the misclassification rates; without one only raw shares are filled in.
+        by: ``month``, ``quarter`` or ``year``.
+        kinds: Only these item kinds (``comment``, ``reply``, ``paragraph``).
+        thread: Only this thread id (or these).
+        since, until: First and last date counted (``YYYY-MM-DD``).
+        min_confidence: Labels whose top probability is below this abstain: left out of the shares and
+            reported as the label ``abstain``.
+        min_items: Periods with fewer items get ``too_few`` True.
+        method: ``acc`` (counts) or ``pacc`` (mean probabilities).
+        n_boot, seed: Bootstrap replicates and seed of the intervals.
+        as_frame: A DataFrame (default) or a list of dicts.
+
+    Returns:
+        One row per (period, target, label): ``period, period_start, period_end, target, label, n,
+        n_threads, share_raw, raw_ci_low, raw_ci_high, share, ci_low, ci_high, method, too_few``
+        (``target`` is ``sentiment`` or a stance target; ``share`` is the corrected share). The
+        DataFrame's ``attrs`` hold ``model_version`` and ``notes`` (e.g. why shares are not corrected).
+    """
+    from pipeline.reporting.trends import trends as compute
+
+    threads = [thread] if isinstance(thread, str) else thread
+    result = compute(db, model.model_dir if isinstance(model, Predictor) else model, by, kinds=kinds,
+                     threads=threads, since=since, until=until, min_confidence=min_confidence, min_items=min_items,
+                     method=method, n_boot=n_boot, seed=seed)
+    frame = result.frame
+    frame.attrs.update(model_version=result.model_version, notes=list(result.notes))
+    return frame if as_frame else frame.to_dict(orient="records")

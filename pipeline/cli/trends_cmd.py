@@ -1,70 +1,107 @@
-"""``threadstance trends``: label shares per month from the stored predictions, as a table and a PNG."""
+"""``threadstance trends``: label shares per period, corrected for classifier error, with 95 % intervals."""
 from __future__ import annotations
 
+import json
+import math
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from pipeline.cli.common import DbOption, console
+from pipeline.cli.common import DbOption, console, err_console
 from pipeline.errors import UserError
+
+FORMATS = ("table", "csv", "jsonl")
 
 
 def trends(
-    model: Annotated[str | None, typer.Option("--model", help="Model directory or model_version (default: the "
-                                              "model of the latest reclassify run).")] = None,
-    by: Annotated[str, typer.Option("--by", help="month | year")] = "month",
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the plot here (PNG).")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model folder or model_version (default: the model of "
+                                              "the latest reclassify run, its folder looked up under models/).")] = None,
+    by: Annotated[str, typer.Option("--by", help="month | quarter | year")] = "month",
+    fmt: Annotated[str, typer.Option("--format", help="table | csv | jsonl (one record per period, target, "
+                                     "label)")] = "table",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for trends.png and trends.csv/.jsonl (a "
+                                             "path ending in .png writes only the plot).")] = None,
     kind: Annotated[list[str] | None, typer.Option("--kind", help="Only these item kinds (repeatable): comment, "
                                                    "reply, paragraph.")] = None,
+    thread: Annotated[list[str] | None, typer.Option("--thread", help="Only these thread ids (repeatable).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="First date counted, YYYY-MM-DD.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Last date counted, YYYY-MM-DD.")] = None,
+    min_confidence: Annotated[float | None, typer.Option(
+        "--min-confidence", help="Labels whose top probability is below this abstain: left out of the shares and "
+        "counted as their own label `abstain`.")] = None,
+    min_items: Annotated[int, typer.Option("--min-items", min=1, help="Periods with fewer items are flagged "
+                                           "too_few and not plotted.")] = 30,
+    method: Annotated[str, typer.Option("--method", help="acc (counts) | pacc (mean probabilities): how the "
+                                        "misclassification rates correct the shares (reports/trends_validation.md)."
+                                        )] = "acc",
+    n_boot: Annotated[int, typer.Option("--bootstrap", min=100, help="Bootstrap replicates for the intervals.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 13,
     db: Path = DbOption,
 ) -> None:
-    """Sentiment and stance shares per month (items dated by posted_at, else by their thread's date)."""
+    """Shares of each sentiment and stance label per period with 95 % intervals (threads and the model's
+    out-of-fold error rates resampled); `share` is corrected for classifier error, `share_raw` is not."""
+    from pipeline.reporting.trends import plot_trends
+    from pipeline.reporting.trends import trends as compute
+
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r}: choose {', '.join(FORMATS)}")
+    result = compute(db, model, by, kinds=kind, threads=thread, since=since, until=until,
+                     min_confidence=min_confidence, min_items=min_items, method=method, n_boot=n_boot, seed=seed)
+    frame = result.frame
+    for note in result.notes:
+        err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+    if frame.empty:
+        raise UserError("no dated predicted items match these filters", db)
+    if fmt == "table":
+        _print_table(frame, by, result.model_version, result.corrected, min_items)
+    else:
+        sys.stdout.write(_serialise(frame, fmt))
+        sys.stdout.flush()
+    if out is not None:
+        kind_note = f" · {', '.join(kind)}" if kind else ""
+        title = f"threadstance label shares per {by} · model {result.model_version}{kind_note}" + (
+            "" if result.corrected else " · raw shares (not corrected)")
+        png = out if out.suffix.lower() == ".png" else out / "trends.png"
+        written = [plot_trends(frame, png, title)]
+        if out.suffix.lower() != ".png":
+            data = out / f"trends.{'jsonl' if fmt == 'jsonl' else 'csv'}"
+            data.write_text(_serialise(frame, "jsonl" if fmt == "jsonl" else "csv"), encoding="utf-8")
+            written.append(data)
+        err_console.print("wrote " + ", ".join(str(p) for p in written), markup=False, highlight=False)
+
+
+def _serialise(frame, fmt: str) -> str:  # noqa: ANN001 - a pandas DataFrame
+    from pipeline.csvsafe import safe_frame
+
+    if fmt == "csv":
+        return safe_frame(frame.round(4)).to_csv(index=False)
+    lines = []
+    for rec in frame.round(4).to_dict(orient="records"):
+        clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
+        lines.append(json.dumps(clean, ensure_ascii=False, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+    return "".join(line + "\n" for line in lines)
+
+
+def _print_table(frame, by: str, version: str, corrected: bool, min_items: int) -> None:  # noqa: ANN001
     from rich.table import Table
 
-    from pipeline.modeling.folder import ModelFolder
-    from pipeline.reporting.trends import PERIODS, label_shares, plot_shares
-    from pipeline.store.db import Store
-
-    if by not in PERIODS:
-        raise UserError(f"--by {by!r}: choose {' or '.join(PERIODS)}")
-    if not Path(db).is_file():
-        raise UserError("no store here yet (run `threadstance reclassify` first)", db)
-    none_class = "none"
-    store = Store.open_readonly(db)
-    try:
-        version = model
-        if model and ModelFolder(model).is_model():
-            meta = ModelFolder(model).read_meta()
-            version, none_class = meta.get("model_version"), meta.get("none_class", "none")
-        version = version or store.latest_model_version()
-        if not version:
-            raise UserError("no predictions in the store yet (run `threadstance reclassify`)", db)
-        rows = store.items_with_predictions(version, predicted_only=True)
-    finally:
-        store.close()
-    if not rows:
-        raise UserError(f"no predictions from model version {version} in the store", db)
-    shares = label_shares(rows, by, none_class, kind)
-    table = Table(title=f"label shares per {by} (%) · model {version} · {int(shares['n'].sum())} items",
-                  title_justify="left", caption="sentiment: share of items per class; per target: favor / against",
-                  caption_justify="left")
-    table.add_column(by, no_wrap=True)
-    table.add_column("n", justify="right")
-    sent_cols = [c for c in shares.columns if c.startswith("sentiment:")]
-    for col in sent_cols:
-        table.add_column(col.split(":", 1)[1][:3], justify="right")
-    targets = list(dict.fromkeys(c.split(":", 1)[0] for c in shares.columns
-                                 if ":" in c and not c.startswith("sentiment:")))
-    for t in targets:
-        table.add_column(t, justify="right", overflow="fold", min_width=7)
-    for _, row in shares.iterrows():
-        cells = [str(row["period"]), str(int(row["n"]))]
-        cells += [f"{100 * row[c]:.0f}" for c in sent_cols]
-        for t in targets:
-            cells.append(f"[green]{100 * row.get(f'{t}:favor', 0):.0f}[/]/[red]{100 * row.get(f'{t}:against', 0):.0f}[/]")
-        table.add_row(*cells)
+    table = Table(title=f"label shares per {by} (%) · model {version}", title_justify="left",
+                  caption=("share: corrected for classifier error [95 % interval]; raw: classify and count"
+                           if corrected else "raw: classify and count [95 % interval]; not corrected")
+                  + f"; * fewer than {min_items} items", caption_justify="left")
+    for col, justify in ((by, "left"), ("target", "left"), ("label", "left"), ("n", "right"), ("raw", "right"),
+                         ("share [95 % CI]" if corrected else "raw [95 % CI]", "right")):
+        table.add_column(col, justify=justify, no_wrap=True)
+    for _, r in frame.iterrows():
+        share, lo, hi = (r["share"], r["ci_low"], r["ci_high"]) if not math.isnan(r["share"]) else (
+            r["share_raw"], r["raw_ci_low"], r["raw_ci_high"])
+        cells = [f"{r['period']}{'*' if r['too_few'] else ''}", r["target"], r["label"], str(int(r["n"])),
+                 _pct(r["share_raw"]), f"{_pct(share)} [{_pct(lo)}, {_pct(hi)}]"]
+        table.add_row(*cells, style="dim" if r["too_few"] else None)
     console.print(table)
-    if out is not None:
-        path = plot_shares(shares, out, f"threadstance label shares per {by} · model {version}")
-        console.print(f"wrote {path}", markup=False, highlight=False)
+
+
+def _pct(x: float) -> str:
+    return "–" if x is None or math.isnan(x) else f"{100 * x:.0f}"

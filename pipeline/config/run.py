@@ -178,6 +178,10 @@ class CalibrationConfig(_Strict):
     temperature: dict[Literal["sentiment", "stance"], float] | None = Field(
         None, description="{sentiment: T, stance: T}; null = 1 (raw softmax).")
     fitted_on: str = Field("", description="Where the temperatures come from (for the model card).")
+    oof_predictions: str | None = Field(
+        None, description="Recipe study JSON with out-of-fold predictions on domain_real (`oof`); training "
+        "stores them in the model folder as the misclassification rates `trends` corrects shares with. "
+        "null = no table (trends then reports raw shares only).")
 
     @field_validator("temperature")
     @classmethod

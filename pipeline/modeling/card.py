@@ -57,6 +57,11 @@ def render_model_card(m: dict[str, Any], cfg: dict[str, Any], gold: dict[str, An
     if temp:
         lines += ["", f"Probabilities are `softmax(logits / T)` with T = {temp.get('sentiment')} (sentiment) and "
                   f"{temp.get('stance')} (stance), fitted on {cfg['calibration'].get('fitted_on') or 'held-out data'}."]
+    oof = m.get("oof_table")
+    if oof:
+        lines += ["", f"`{oof['file']}` holds out-of-fold predictions on {oof['n']} {oof['dataset']} passages (recipe "
+                  f"`{oof.get('recipe')}`, from `{oof['source']}`): `threadstance trends` corrects label shares for "
+                  "classifier error with the misclassification rates they give."]
     lines += ["", "## Gold-set metrics", ""]
     if gold:
         lines += [f"On `{gold.get('gold_path', 'gold')}` ({gold.get('n_items', '?')} items): sentiment macro-F1 "

@@ -8,6 +8,7 @@ Layout (all written through :class:`ModelFolder`)::
     threadstance.json         label spaces, pooling, input spec, model_version, decision_bias, temperature
     config.yaml, labels.yaml  the resolved run config and label schema
     metrics.json, train_log.jsonl, README.md (model card)
+    oof_table.json            out-of-fold predictions on domain_real: the misclassification rates of ``trends``
     gold_metrics.json         written by ``evaluate``
     model.onnx, model.int8.onnx (+ ``.json`` side files)   written by ``export onnx``
     manifest.json             SHA-256 and size of every file above
@@ -47,6 +48,7 @@ METRICS_FILE = "metrics.json"
 GOLD_METRICS_FILE = "gold_metrics.json"
 CARD_FILE = "README.md"
 TRAIN_LOG_FILE = "train_log.jsonl"
+OOF_TABLE_FILE = "oof_table.json"  # true class + out-of-fold probabilities per domain_real item (training/oof_table.py)
 MANIFEST_FILE = "manifest.json"
 CHECKPOINTS_DIR = "checkpoints"  # --resume state of an unfinished run; not part of the model
 ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
@@ -231,6 +233,13 @@ class ModelFolder:
 
     def write_train_log(self, entries: list[dict]) -> None:
         self.write_text(TRAIN_LOG_FILE, "".join(json.dumps(e) + "\n" for e in entries))
+
+    def write_oof_table(self, table: dict[str, Any]) -> Path:
+        return self.write_text(OOF_TABLE_FILE, json.dumps(table, separators=(",", ":")) + "\n")
+
+    def read_oof_table(self) -> dict[str, Any] | None:
+        """The out-of-fold table, or None for a model trained without one."""
+        return self.read_json(OOF_TABLE_FILE) if self.has(OOF_TABLE_FILE) else None
 
     def write_card(self) -> Path:
         """(Re)write the model card README.md from metrics.json, config.yaml and gold_metrics.json."""

@@ -27,10 +27,11 @@ from pipeline.errors import ConfigError
 from pipeline.hardware import cpu_has_native_bf16, cpu_name
 from pipeline.metrics import score_labelled
 from pipeline.modeling.encoding import InputSpec
-from pipeline.modeling.folder import METRICS_FILE, ModelFolder
+from pipeline.modeling.folder import METRICS_FILE, OOF_TABLE_FILE, ModelFolder
 from pipeline.modeling.model import MultiTaskModel
 from pipeline.modeling.outputs import Probabilities, collect, iter_proba, to_predictions, torch_forward
 from pipeline.training.features import IGNORE, Collator, pair_features, record_features
+from pipeline.training.oof_table import build_oof_table, oof_summary
 
 
 @dataclass
@@ -167,6 +168,9 @@ def save_run(cfg: RunConfig, model: MultiTaskModel, tokenizer: Any, spec: InputS
     folder.update_meta(model_version=version)
     folder.write_schema(schema)
     folder.write_config(cfg)
+    oof_table = build_oof_table(cfg, schema)  # misclassification rates for `trends` (calibration.oof_predictions)
+    if oof_table is not None:
+        folder.write_oof_table(oof_table)
     hardware = {"device": str(device), "cpu": cpu_name(), "torch_threads": torch.get_num_threads(),
                 "cpu_count": os.cpu_count(),
                 "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
@@ -176,7 +180,8 @@ def save_run(cfg: RunConfig, model: MultiTaskModel, tokenizer: Any, spec: InputS
     summary = {"run_name": cfg.run_name, "model_version": version, "seed": cfg.seed, "base_model": cfg.model.base,
                "train_seconds": round(train_seconds, 1), "hardware": hardware, "counts": counts,
                "selection_dev_set": None, "best_step": None, "dev": dev_metrics, "dev_history": [],
-               **extra, "calibration": calibration, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+               **extra, "calibration": calibration, "oof_table": oof_summary(oof_table, OOF_TABLE_FILE),
+               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     folder.write_json(METRICS_FILE, summary)
     folder.write_train_log(log_history)
     folder.write_card()
