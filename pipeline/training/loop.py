@@ -34,7 +34,15 @@ from pipeline.modeling.encoding import InputSpec
 from pipeline.modeling.model import MultiTaskModel, multitask_loss
 from pipeline.progress import PlainProgress, is_terminal
 from pipeline.training.features import Collator, label_columns
-from pipeline.training.run import DevSet, RunResult, build_data, save_run, score_dev, task_class_weights, use_bf16
+from pipeline.training.run import (
+    DevSet,
+    RunResult,
+    build_data,
+    save_run,
+    score_dev,
+    task_class_weights,
+    use_bf16,
+)
 
 console = Console(stderr=True)
 
