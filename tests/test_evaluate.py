@@ -137,7 +137,12 @@ def test_errors_csv_lists_every_misclassification_with_text(report: Path) -> Non
         reader = csv.DictReader(fh)
         rows = list(reader)
     assert reader.fieldnames == ["item_id", "kind", "field", "gold", "predicted", "probability",
-                                 "gold_probability", "text"]
+                                 "gold_probability", "evidence", "text"]
+    for r in rows:  # the model's evidence sentence for every wrong favor/against, and only there
+        stance_claim = r["field"] != "sentiment" and r["predicted"] != "none"
+        assert bool(r["evidence"]) == stance_claim
+        assert r["evidence"] in r["text"]
+    assert any(r["evidence"] for r in rows)
     off_diagonal = sum(v for matrix in m["model"]["confusion"].values()
                        for r, row in enumerate(matrix) for c, v in enumerate(row) if r != c)
     assert len(rows) == off_diagonal

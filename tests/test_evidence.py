@@ -127,3 +127,42 @@ def test_with_a_trained_model_every_non_none_stance_gets_an_exact_span(smoke_mod
             assert text[e.start:e.end] == e.text
             assert (e.start, e.end) in {(s.start, s.end) for s in split_sentences(text)}
     assert evidence == find_evidence(predictor, texts, preds)  # deterministic
+
+
+# ---- in every output: predict, the store (reclassify / predict --db) and exports -------------------------
+def _assert_evidence_everywhere(records):
+    claims = 0
+    for rec in records:
+        for head in rec["stance"].values():
+            ev = head.get("evidence")
+            assert (ev is not None) == (head["label"] != "none")
+            if ev is not None:
+                claims += 1
+                assert rec["text"][ev["start"]:ev["end"]] == ev["text"] and set(ev) == {"text", "start", "end",
+                                                                                     "score"}
+    return claims
+
+
+def test_predict_store_and_export_carry_an_exact_evidence_span_for_every_stance_taken(smoke_model, seeds_dir,
+                                                                                        tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from pipeline.cli.main import app
+
+    seed = sorted(seeds_dir.glob("*.txt"))[0]
+    db = tmp_path / "store.sqlite"
+    runner = CliRunner()
+    printed = runner.invoke(app, ["predict", str(seed), "--model", str(smoke_model), "--format", "jsonl", "--db",
+                                  str(db), "--device", "cpu", "--precision", "fp32"], catch_exceptions=False)
+    assert printed.exit_code == 0, printed.output
+    exported = runner.invoke(app, ["export", "predictions", "--db", str(db), "--model", str(smoke_model)],
+                             catch_exceptions=False)
+    assert exported.exit_code == 0, exported.output
+    for output in (printed.stdout, exported.stdout):
+        records = [json.loads(line) for line in output.splitlines() if line.strip()]
+        assert records and _assert_evidence_everywhere(records) > 0
+    table = runner.invoke(app, ["predict", str(seed), "--model", str(smoke_model), "--device", "cpu"],
+                          catch_exceptions=False)
+    assert table.exit_code == 0 and "underlined: the evidence sentence" in " ".join(table.stdout.split())

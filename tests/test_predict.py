@@ -29,7 +29,7 @@ def _invoke(args: list[str], stdin: str | None = None):  # noqa: ANN202
 
 
 def _check_head(head: dict) -> None:
-    assert set(head) == {"label", "prob", "probs"}
+    assert set(head) - {"evidence"} == {"label", "prob", "probs"}  # evidence: stance heads not none
     assert abs(sum(head["probs"].values()) - 1) < 1e-3
     # probabilities are printed rounded to 4 places, so a near-tie can round to equal values
     assert head["prob"] == head["probs"][head["label"]] == max(head["probs"].values())
@@ -44,6 +44,10 @@ def _check_record(rec: dict, version: str) -> None:
     assert list(rec["stance"]) == TARGETS
     for t in TARGETS:
         _check_head(rec["stance"][t])
+        ev = rec["stance"][t].get("evidence")
+        assert (ev is not None) == (rec["stance"][t]["label"] != "none")
+        if ev is not None:
+            assert rec["text"][ev["start"]:ev["end"]] == ev["text"]
 
 
 @pytest.fixture(scope="module")

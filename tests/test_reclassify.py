@@ -82,7 +82,8 @@ def test_reclassify_ingests_the_inbox_classifies_every_item_and_exports(first_ru
         record = json.loads(conn.execute("SELECT record FROM predictions LIMIT 1").fetchone()[0])
         assert record["model_version"] == version and "text" not in record  # the item's text is stored once
         assert record["sentiment"]["label"] in record["sentiment"]["probs"]
-        assert all(set(head) == {"label", "prob", "probs"} for head in record["stance"].values())
+        assert all(set(head) == {"label", "prob", "probs"} | ({"evidence"} if head["label"] != "none" else set())
+                   for head in record["stance"].values())
     parquet = pd.read_parquet(root / "export" / "predictions.parquet")
     csv = pd.read_csv(root / "export" / "predictions.csv")
     assert len(parquet) == len(csv) == first_run["n_items"]

@@ -204,6 +204,7 @@ def _progress_callback(total: int, min_items: int = 500) -> Any:
 def classify_with_progress(predictor: Any, items: list[dict[str, Any]], classify_records: Any,
                            min_items: int = 500) -> list[dict[str, Any]]:
     """Prediction records in input order; without a terminal, a plain progress line per ~10 % of the items."""
+    from pipeline.inference.classify import with_evidence
     from pipeline.progress import PlainProgress, is_terminal
     from pipeline.store.records import prediction_record
 
@@ -213,8 +214,8 @@ def classify_with_progress(predictor: Any, items: list[dict[str, Any]], classify
     out: list[Any] = [None] * len(items)
     progress = PlainProgress(len(items), "classify", "items", stream=err_console.file)
     for idx, preds in predictor.predict_batches([i["text"] for i in items], parents):
-        for i, pred in zip(idx, preds):
-            out[i] = prediction_record(items[i], pred, predictor.model_version)
+        for i, pred, ev in zip(idx, preds, with_evidence(predictor, [items[i] for i in idx], preds)):
+            out[i] = prediction_record(items[i], pred, predictor.model_version, evidence=ev)
         progress.advance(len(idx))
     return out
 
@@ -294,7 +295,8 @@ def render_tables(records: list[dict[str, Any]], console: Any, wide: bool | None
     for thread_id, rows in by_thread.items():
         targets = list(rows[0]["stance"])
         table = Table(title=escape(f"{thread_id} · model {rows[0]['model_version']}"), title_justify="left",
-                      caption=None if wide else "stance: targets with a non-none stance; all others are none",
+                      caption=("" if wide else "stance: targets with a non-none stance; all others are none · ")
+                      + "underlined: the evidence sentence of each non-none stance",
                       caption_justify="left")
         id_width = min(max(len(_short_id(r["item_id"], thread_id)) for r in rows), 12)
         label_widths = [max(len(t), 12) for t in targets] if wide else [28]
@@ -305,7 +307,7 @@ def render_tables(records: list[dict[str, Any]], console: Any, wide: bool | None
         for t, w in zip(targets if wide else ["stance"], label_widths):
             table.add_column(t, no_wrap=True, width=w, overflow="ellipsis")
         for r in rows:
-            text = escape(" ".join((r.get("text") or "").split())[:300])
+            text = _text_cell(r, escape)
             if r.get("author"):
                 text = f"[bold]{escape(r['author'])}:[/] {text}"
             cells = [escape(_short_id(r["item_id"], thread_id)), text, _label(r["sentiment"], SENTIMENT_STYLE)]
@@ -316,6 +318,30 @@ def render_tables(records: list[dict[str, Any]], console: Any, wide: bool | None
                                        if head["label"] != NONE_LABEL) or "[dim]none[/]")
             table.add_row(*cells)
         console.print(table)
+
+
+def _text_cell(rec: dict[str, Any], escape: Any, limit: int = 300) -> str:
+    """The item text on one line (at most ``limit`` characters) with its evidence sentences underlined."""
+    import re
+
+    raw = rec.get("text") or ""
+    spans = sorted({(h["evidence"]["start"], h["evidence"]["end"]) for h in rec["stance"].values()
+                    if isinstance(h.get("evidence"), dict)})
+    pieces, pos = [], 0
+    for start, end in spans:
+        if start >= pos:
+            pieces += [(raw[pos:start], False), (raw[start:end], True)]
+            pos = end
+    pieces.append((raw[pos:], False))
+    out, room = [], limit
+    for piece, marked in pieces:
+        shown = re.sub(r"\s+", " ", piece)[:room]
+        if not out:
+            shown = shown.lstrip()
+        room -= len(shown)
+        if shown:
+            out.append(f"[underline]{escape(shown)}[/]" if marked else escape(shown))
+    return "".join(out)
 
 
 def _short_id(item_id: str, thread_id: str) -> str:

@@ -2,8 +2,9 @@
 
 Items are dicts with ``item_id``, ``thread_id``, ``kind``, ``parent_id``, ``author``, ``posted_at``,
 ``text`` and ``parent_text``. Predictions become records through the one record builder,
-:func:`pipeline.store.records.prediction_record`. :func:`classify_into_store` is how both
-``threadstance reclassify`` and ``threadstance predict --db`` store predictions.
+:func:`pipeline.store.records.prediction_record`, each non-none stance with its evidence sentence
+(:func:`with_evidence`). :func:`classify_into_store` is how both ``threadstance reclassify`` and
+``threadstance predict --db`` store predictions.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import UserError
+from pipeline.inference.evidence import Evidence, find_evidence
 from pipeline.inference.predict import Prediction
 from pipeline.ingest.model import Thread
 from pipeline.store.records import prediction_record
@@ -48,10 +50,19 @@ def classify_items(predictor: Any, items: Sequence[dict[str, Any]]) -> list[Pred
     return predictor.predict([i["text"] for i in items], parents)
 
 
-def classify_records(predictor: Any, items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Prediction records for items in input order."""
-    return [prediction_record(item, pred, predictor.model_version)
-            for item, pred in zip(items, classify_items(predictor, items))]
+def with_evidence(predictor: Any, items: Sequence[dict[str, Any]], preds: Sequence[Prediction]) -> list[dict[str, Evidence]]:
+    """The evidence sentence per non-none stance of each item (:func:`pipeline.inference.evidence.find_evidence`,
+    one batched model call for all of them)."""
+    parents = [i.get("parent_text") for i in items] if predictor.spec.include_parent else None
+    return find_evidence(predictor, [i["text"] for i in items], preds, parents)
+
+
+def classify_records(predictor: Any, items: Sequence[dict[str, Any]], evidence: bool = True) -> list[dict[str, Any]]:
+    """Prediction records for items in input order (with evidence for every non-none stance unless told not)."""
+    preds = classify_items(predictor, items)
+    found = with_evidence(predictor, items, preds) if evidence else [None] * len(preds)
+    return [prediction_record(item, pred, predictor.model_version, evidence=ev)
+            for item, pred, ev in zip(items, preds, found)]
 
 
 @dataclass
@@ -77,9 +88,10 @@ def classify_into_store(predictor: Any, store: Any, items: Sequence[dict[str, An
     done = 0
     for idx, preds in predictor.predict_batches([i["text"] for i in items], parents):
         rows = []
-        for i, pred in zip(idx, preds):
+        found = with_evidence(predictor, [items[i] for i in idx], preds)
+        for i, pred, ev in zip(idx, preds, found):
             item = items[i]
-            record = prediction_record(item, pred, version, with_text=False)
+            record = prediction_record(item, pred, version, with_text=False, evidence=ev)
             rows.append((item["item_id"], version, item["revision"], item["text_sha256"],
                          record["sentiment"]["label"], json.dumps(record, ensure_ascii=False), run_id))
         with store.transaction():

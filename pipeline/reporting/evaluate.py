@@ -8,7 +8,7 @@ from typing import Any
 from pipeline.evaluation.evaluate import EvalResult, score_model
 from pipeline.evaluation.scoring import jsonable
 from pipeline.modeling.folder import GOLD_METRICS_FILE, METRICS_FILE, ModelFolder
-from pipeline.reporting.report import write_report
+from pipeline.reporting.report import error_evidence, write_report
 
 
 def evaluate(model_dir: str | Path, **kwargs: Any) -> EvalResult:
@@ -18,7 +18,14 @@ def evaluate(model_dir: str | Path, **kwargs: Any) -> EvalResult:
     result = score_model(model_dir, **kwargs)
     assert result.eval_set is not None and result.model_output is not None and result.schema is not None
     log(f"writing the report to {result.out_dir}")
-    write_report(result.out_dir, result.metrics, result.eval_set, result.model_output, result.schema)
+    evidence = None
+    if result.model_output.proba:  # the error table shows the model's evidence for wrong favor/against labels
+        from pipeline.inference.predict import Predictor
+
+        predictor = Predictor(model_dir, device=kwargs.get("device", "auto"), backend=kwargs.get("backend", "torch"),
+                              precision=kwargs.get("precision", "fp32"))
+        evidence = error_evidence(predictor, result.eval_set, result.model_output, result.schema)
+    write_report(result.out_dir, result.metrics, result.eval_set, result.model_output, result.schema, evidence)
     folder = ModelFolder(model_dir)
     folder.write_json(GOLD_METRICS_FILE, jsonable({**result.metrics, "report_dir": str(result.out_dir)}))
     if folder.has(METRICS_FILE):

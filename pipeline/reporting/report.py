@@ -34,14 +34,17 @@ if TYPE_CHECKING:
     from pipeline.evaluation.goldset import EvalSet
     from pipeline.evaluation.scoring import SystemOutput
 
-ERROR_COLUMNS = ["item_id", "kind", "field", "gold", "predicted", "probability", "gold_probability", "text"]
+ERROR_COLUMNS = ["item_id", "kind", "field", "gold", "predicted", "probability", "gold_probability", "evidence",
+                 "text"]
 TEXT_IN_REPORT = 400
 
 # ---- data ------------------------------------------------------------------------------------------------
 
 
-def model_errors(es: EvalSet, model: SystemOutput, schema: LabelSchema) -> list[dict[str, Any]]:
-    """Every misclassified (item, field), most confident first (probability of the predicted class)."""
+def model_errors(es: EvalSet, model: SystemOutput, schema: LabelSchema,
+                 evidence: dict[tuple[str, str], str] | None = None) -> list[dict[str, Any]]:
+    """Every misclassified (item, field), most confident first (probability of the predicted class);
+    ``evidence[(item_id, target)]`` is the model's evidence sentence for a wrong non-none stance."""
     rows = []
     for f, preds in model.pred.items():
         classes = schema.sentiment_classes if f == "sentiment" else schema.stance_classes
@@ -53,9 +56,28 @@ def model_errors(es: EvalSet, model: SystemOutput, schema: LabelSchema) -> list[
                          "probability": round(float(proba[i, classes.index(p)]), 4) if proba is not None else None,
                          "gold_probability": round(float(proba[i, classes.index(g)]), 4)
                          if proba is not None else None,
-                         "text": es.texts[i]})
+                         "evidence": (evidence or {}).get((es.ids[i], f)), "text": es.texts[i]})
     rows.sort(key=lambda r: (-(r["probability"] or 0), r["item_id"], r["field"]))
     return rows
+
+
+def error_evidence(predictor: Any, es: EvalSet, model: SystemOutput, schema: LabelSchema) -> dict[tuple[str, str], str]:
+    """The model's evidence sentence (:func:`pipeline.inference.evidence.find_evidence`) for every stance error
+    whose predicted label is not none, keyed by (item id, target); one batched model call."""
+    from pipeline.inference.evidence import find_evidence
+    from pipeline.modeling.outputs import Prediction
+
+    if not model.proba:
+        return {}
+    none = schema.none_class
+    wrong = {i: [t for t in schema.target_names if model.pred[t][i] != es.gold[t][i] and model.pred[t][i] != none]
+             for i in range(len(es))}
+    rows = [i for i, targets in wrong.items() if targets]
+    preds = [Prediction("", {}, {t: model.pred[t][i] if t in wrong[i] else none for t in schema.target_names},
+                        {t: {c: float(model.proba[t][i, k]) for k, c in enumerate(schema.stance_classes)}
+                         for t in schema.target_names}) for i in rows]
+    found = find_evidence(predictor, [es.texts[i] for i in rows], preds, [es.parents[i] for i in rows])
+    return {(es.ids[i], t): ev.text for i, evs in zip(rows, found) for t, ev in evs.items()}
 
 
 def write_errors_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -287,10 +309,12 @@ def build_blocks(m: dict[str, Any], errors: list[dict[str, Any]], figures: dict[
     top = errors[:20]
     blocks += [("h", 2, f"The {len(top)} most confident errors"),
                ("p", f"{len(errors)} misclassified (item, field) pairs in all: `errors.csv` lists every one with "
-                     "its full text. p = the model's probability of its (wrong) prediction."),
-               ("table", ["#", "item", "kind", "field", "gold", "predicted", "p", "text"],
+                     "its full text. p = the model's probability of its (wrong) prediction; evidence = the "
+                     "sentence that the model finds most supports a wrong favor/against (method and measured "
+                     "agreement with a person: reports/evidence.md)."),
+               ("table", ["#", "item", "kind", "field", "gold", "predicted", "p", "evidence", "text"],
                 [[i, e["item_id"], e["kind"], e["field"], e["gold"], e["predicted"], _f(e["probability"]),
-                  _trunc(e["text"])] for i, e in enumerate(top, start=1)])]
+                  _trunc(e.get("evidence") or "", 200), _trunc(e["text"])] for i, e in enumerate(top, start=1)])]
     return blocks
 
 
@@ -317,12 +341,12 @@ def _group_polar(m: dict[str, Any], group: str, target: str) -> list[int]:
 
 
 def write_report(out: Path, metrics: dict[str, Any], es: EvalSet, model: SystemOutput,
-                 schema: LabelSchema) -> dict[str, Path]:
-    """Write every report file into ``out``; returns their paths by name."""
+                 schema: LabelSchema, evidence: dict[tuple[str, str], str] | None = None) -> dict[str, Path]:
+    """Write every report file into ``out``; returns their paths by name (``evidence``: :func:`error_evidence`)."""
     from pipeline.evaluation.scoring import jsonable
 
     out.mkdir(parents=True, exist_ok=True)
-    errors = model_errors(es, model, schema)
+    errors = model_errors(es, model, schema, evidence)
     write_errors_csv(out / "errors.csv", errors)
     figures: dict[str, Any] = {"confusion": {}}
     for f, matrix in metrics["model"]["confusion"].items():

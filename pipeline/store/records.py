@@ -48,17 +48,19 @@ def head_record(label: str, probs: Mapping[str, float]) -> dict[str, Any]:
 
 
 def prediction_record(item: Mapping[str, Any], pred: PredictionLike, model_version: str, *,
-                      with_text: bool = True) -> dict[str, Any]:
+                      with_text: bool = True, evidence: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The record of one classified item (``item``: a dict with the :data:`ITEM_FIELDS` and ``text``).
 
-    Planned optional additions go here as keyword arguments, so every output gets them at once: a
-    per-target evidence span (``stance[target]["evidence"]``) and an ``abstain`` label below a minimum
-    confidence (applied in :func:`head_record`). Tables flatten any added field by itself.
+    ``evidence`` (target → :class:`pipeline.inference.evidence.Evidence` or its dict) adds
+    ``stance[target]["evidence"] = {"text", "start", "end", "score"}``, the sentence of the item text
+    (``text[start:end]``) that most supports a non-none stance. Tables flatten any added field by itself.
     """
     rec: dict[str, Any] = {k: item.get(k) for k in ITEM_FIELDS}
     rec["model_version"] = model_version
     rec["sentiment"] = head_record(pred.sentiment, pred.sentiment_probs)
     rec["stance"] = {t: head_record(label, pred.stance_probs[t]) for t, label in pred.stance.items()}
+    for t, ev in (evidence or {}).items():
+        rec["stance"][t]["evidence"] = ev.to_dict() if hasattr(ev, "to_dict") else dict(ev)
     if with_text:
         rec["text"] = item.get("text")
     return rec
