@@ -1,12 +1,13 @@
 """Evidence for a stance: the sentence of the item text that most supports the predicted label.
 
 Sentences (:func:`split_sentences`) are exact spans of the text, found by a deterministic rule-based
-splitter: a line break always ends a sentence (comment paragraphs, ``•`` list items); inside a line a
-sentence ends after ``.`` ``!`` ``?`` ``…`` (plus closing quotes or brackets) when whitespace and then a
-capital letter, digit, ``£``, ``•`` or an opening quote or bracket follow, unless the word before the full
-stop is a known abbreviation (``Mr.``, ``e.g.``, ``No.`` before a number …) or a single capital initial
-(``J. Smith``).
-Leading and trailing whitespace is not part of a span.
+splitter. A blank line always ends a sentence (a comment's paragraphs), and so does a single line break,
+unless the next line starts with a lower-case letter (a sentence wrapped over two lines); so ``•`` list
+items and headings are sentences of their own. Inside a line a sentence ends after ``.`` ``!`` ``?``
+``…`` (plus closing quotes or brackets) when whitespace and then a capital letter, digit, ``£``, ``•``
+or an opening quote or bracket follow, unless the word before the full stop is a known abbreviation
+(``Mr.``, ``e.g.``, ``No.`` before a number …) or a single capital initial (``J. Smith``). Leading and
+trailing whitespace is not part of a span.
 
 The choice is the model's own (:func:`find_evidence`): for an item whose predicted stance toward a target
 is not ``none``, every sentence is scored in two ways, in one batched call of the Predictor for all items:
@@ -40,7 +41,8 @@ NUMBER_ABBREVIATIONS = frozenset({"no", "nos", "para", "p", "pp"})  # only befor
 # sentence-final punctuation, closing quotes/brackets, whitespace, then what may start a sentence
 _END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9£•])")
 _WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)$")
-_LINE_BREAK = re.compile(r"\n")
+# a line break ends a sentence unless it is a single one followed by a lower-case letter (a wrapped line)
+_LINE_BREAK = re.compile(r"\n(?![ \t]*[a-z])|\n(?=[ \t]*\n)")
 
 
 @dataclass(frozen=True)
