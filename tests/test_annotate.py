@@ -3,6 +3,7 @@ agreement with the model at the end; driven through the session API and, end to 
 pseudo-terminal (real key presses to ``threadstance annotate``)."""
 from __future__ import annotations
 
+import io
 import os
 import re
 import select
@@ -425,3 +426,26 @@ def test_annotate_through_a_terminal_with_single_keys_undo_and_model_suggestions
     for rec in records:
         for target, span in (rec.evidence or {}).items():
             assert rec.stance[target] != "none" and 0 <= span["start"] < span["end"] <= len(texts[rec.item_id])
+
+
+def test_suggest_order_shows_the_least_sure_item_first_and_piped_keys_work(db, tmp_path, smoke_model, monkeypatch,
+                                                                            capsys):
+    from conftest import cli
+
+    from pipeline.inference.predict import Predictor
+    from pipeline.inference.suggest import ranked_ids
+
+    labels = tmp_path / "labels.jsonl"
+    items = _items(db)
+    ranked = [i for i, _ in ranked_ids(Predictor(smoke_model, device="cpu"), items[1:])]
+    run_annotation(_session(db, labels), Keys(["n", *NONE4, "q"]))  # ORDER[0] is labelled already
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n" "u oo\n" "\n" "q\n"))  # not a terminal: keys from lines
+    rc, out, _ = cli(["annotate", "--labels", labels, "--db", db, "--model", smoke_model, "--order", "suggest",
+                      "--annotator", "piped", "--schema", SCHEMA_PATH, "--device", "cpu"], monkeypatch, capsys)
+    assert rc == 0 and "suggest order" in out
+    assert out.index(ranked[0]) < out.index(ranked[1])  # shown most informative first
+    records = read_labels(labels, SCHEMA)
+    assert [r.item_id for r in records] == [ORDER[0], ranked[0], ranked[1]]
+    assert records[1].annotator == "piped"  # Enter accepted the model's suggestion for ranked[0]
+    assert records[2].sentiment == "neutral" and records[2].stance["nqsw_access"] == "none"
+    assert "agreement with the model over 2 item(s)" in out

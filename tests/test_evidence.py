@@ -31,6 +31,13 @@ def test_abbreviations_initials_and_lower_case_continuations_do_not_end_a_senten
         "It never... helps.", "Ofsted (again).", "2019 was worse."]
 
 
+def test_a_line_wrapped_mid_sentence_stays_one_sentence_but_a_blank_line_always_ends_one():
+    assert _sentences("who readily tick the box confirming they\ncontinue to meet the standards. Next one.") == [
+        "who readily tick the box confirming they\ncontinue to meet the standards.", "Next one."]
+    assert _sentences("What inspectors found\nCaseloads were high.\n\nand then lower case") == [
+        "What inspectors found", "Caseloads were high.", "and then lower case"]
+
+
 def test_closing_quotes_stay_with_their_sentence():
     assert _sentences('She said "it is over." Then she left.') == ['She said "it is over."', "Then she left."]
 
