@@ -3,13 +3,15 @@
 Agreement: for every judged (gold item, target) pair in ``data/evidence/person_v1.jsonl`` (a person read the
 item with the codebook and chose the sentence that most supports the gold stance, before seeing any model
 output), the evidence is computed for the gold label with each method (``pipeline.inference.evidence``),
-and compared with that choice: strict (the person's sentence) and lenient (one the person also accepted).
+(the product default and its variants, :data:`METHODS`) and compared with that choice: strict (the
+person's sentence) and lenient (one the person also accepted).
 Baselines: the first sentence, a random sentence (expected value), and the sentence most similar to the
 target statement (TF-IDF cosine, no model). 95 % intervals: Wilson for rates; paired differences from a
 bootstrap over items (pairs of one item move together), 10,000 resamples, seed 0.
 
-Cost: items/s of ``classify_records`` with and without evidence on the gold items plus the domain_real
-passages (texts only), each run once after a warm-up.
+Cost: seconds to classify the gold items plus the domain_real passages (texts only), then seconds to find
+the evidence of those predictions by each method, each run once after a warm-up; items/s with evidence =
+items / (classify + evidence seconds).
 
     .venv/bin/python scripts/evidence_study.py --model models/default --out reports/evidence.json
 """
@@ -27,10 +29,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pipeline.config.schema import load_schema  # noqa: E402
-from pipeline.inference.evidence import METHODS, find_evidence, split_sentences  # noqa: E402
+from pipeline.inference.evidence import find_evidence, split_sentences  # noqa: E402
 from pipeline.modeling.outputs import Prediction  # noqa: E402
 
 RESAMPLES = 10_000
+# name -> find_evidence keyword arguments; the first is the default of pipeline.inference.evidence
+METHODS = {"alone": {"method": "alone"}, "occlusion": {"method": "occlusion"},
+           "both (top 3 alone, then occlusion)": {"method": "both", "candidates": 3},
+           "both (every sentence)": {"method": "both", "candidates": None}}
+DEFAULT = next(iter(METHODS))
 
 
 def wilson(k: int, n: int) -> list[float]:
@@ -78,9 +85,9 @@ def agreement(judged: list[dict], items: dict, predictor, schema) -> dict:
         preds.append(Prediction("", {}, stance, stance_probs))
         model_label.append(predictor.stance_classes[int(probs.stance[j["target"]][row].argmax())])
     chosen: dict[str, list[tuple[int, int]]] = {}
-    for method in METHODS:
-        found = find_evidence(predictor, texts, preds, parents, method=method)
-        chosen[method] = [(f[j["target"]].start, f[j["target"]].end) for f, j in zip(found, judged)]
+    for name, kwargs in METHODS.items():
+        found = find_evidence(predictor, texts, preds, parents, **kwargs)
+        chosen[name] = [(f[j["target"]].start, f[j["target"]].end) for f, j in zip(found, judged)]
     chosen["first sentence"] = [(split_sentences(t)[0].start, split_sentences(t)[0].end) for t in texts]
     chosen["statement similarity (TF-IDF)"] = [statement_baseline(t, schema.targets[j["target"]].statement)
                                                for t, j in zip(texts, judged)]
@@ -118,8 +125,10 @@ def agreement(judged: list[dict], items: dict, predictor, schema) -> dict:
         for base in ("first sentence", "statement similarity (TF-IDF)"):
             paired[f"{m} - {base}"] = diff(hits[m][0], hits[base][0])
         paired[f"{m} - random sentence (expected)"] = diff(hits[m][0], random_strict)
-    for a, b in (("both", "alone"), ("both", "occlusion"), ("alone", "occlusion")):
-        paired[f"{a} - {b}"] = diff(hits[a][0], hits[b][0])
+    names = list(METHODS)
+    for k, a in enumerate(names):
+        for b in names[k + 1:]:
+            paired[f"{a} - {b}"] = diff(hits[a][0], hits[b][0])
     per_pair = [{"item_id": j["item_id"], "target": j["target"], "label": j["label"], "sentences": j["sentences"],
                  "person": j["sentence"], "model_label": ml,
                  **{m: next(k + 1 for k, s in enumerate(split_sentences(items[j["item_id"]]["text"]))
@@ -130,19 +139,26 @@ def agreement(judged: list[dict], items: dict, predictor, schema) -> dict:
 
 
 def cost(predictor, items: list[dict]) -> dict:
-    from pipeline.inference.classify import classify_records
+    """Seconds to classify ``items``, then seconds to find the evidence of their predictions by each method."""
+    from pipeline.inference.classify import classify_items
 
-    classify_records(predictor, items[:64])  # warm-up
-    out = {"items": len(items)}
-    for label, kwargs in (("predict only", {"evidence": False}), ("predict + evidence", {"evidence": True})):
+    texts = [i["text"] for i in items]
+    classify_items(predictor, items[:64])  # warm-up
+    started = time.perf_counter()
+    preds = classify_items(predictor, items)
+    predict_s = time.perf_counter() - started
+    out = {"items": len(items), "predict only": {"seconds": round(predict_s, 2),
+                                                 "items_per_s": round(len(items) / predict_s, 1)}}
+    for name, kwargs in METHODS.items():
         started = time.perf_counter()
-        records = classify_records(predictor, items, **kwargs)
+        find_evidence(predictor, texts, preds, **kwargs)
         seconds = time.perf_counter() - started
-        out[label] = {"seconds": round(seconds, 2), "items_per_s": round(len(items) / seconds, 1)}
-    stance_items = sum(1 for r in records if any(h["label"] != "none" for h in r["stance"].values()))
-    out["items_with_a_stance"] = stance_items
-    out["sentences_in_them"] = sum(len(split_sentences(r["text"])) for r in records
-                                   if any(h["label"] != "none" for h in r["stance"].values()))
+        out[f"predict + evidence: {name}"] = {"evidence_seconds": round(seconds, 2),
+                                              "items_per_s": round(len(items) / (predict_s + seconds), 1)}
+    stance = [t for t, p in zip(texts, preds) if p.targets]
+    out["items_with_a_stance"] = len(stance)
+    out["stances"] = sum(len(p.targets) for p in preds)
+    out["sentences_in_them"] = sum(len(split_sentences(t)) for t in stance)
     return out
 
 
@@ -170,7 +186,7 @@ def main() -> None:
         spans = split_sentences(items[j["item_id"]]["text"])
         assert (spans[j["sentence"] - 1].start, spans[j["sentence"] - 1].end) == (j["start"], j["end"]), j
     predictor = Predictor(args.model, device="cpu", precision="auto")
-    result = {"model_dir": str(args.model), "model_version": predictor.model_version,
+    result = {"model_dir": str(args.model), "model_version": predictor.model_version, "default_method": DEFAULT,
               "precision": predictor.precision, "judgements": args.judgements,
               "agreement": agreement(judged, items, predictor, schema)}
     if not args.skip_cost:

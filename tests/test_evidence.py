@@ -95,9 +95,22 @@ def test_the_evidence_is_the_sentence_that_carries_the_predicted_stance(method):
     assert second["funding"].text == "Honestly, cuts are fine by me."
     for text, ev in ((texts[0], first["funding"]), (texts[1], second["funding"])):
         assert text[ev.start:ev.end] == ev.text and ev.sentences == 3
-    assert len(predictor.calls) == 1  # every variant of every item in one batched call
-    per_sentence = 2 if method == "both" else 1
-    assert len(predictor.calls[0]) == 6 * per_sentence
+    # every item's variants in one batched call per kind: the sentences alone, the items without a sentence
+    assert [len(call) for call in predictor.calls] == ([6, 6] if method == "both" else [6])
+
+
+def test_with_both_only_the_best_sentences_alone_are_also_scored_by_occlusion():
+    text = "Intro here. More funding now! Cuts hurt. The weather. We need funding."
+    predictor = KeywordPredictor()
+    (found,) = find_evidence(predictor, [text], [_prediction("favor")], method="both", candidates=2)
+    alone, occluded = predictor.calls
+    assert len(alone) == 5  # the two sentences that say 'funding' are the best alone, and only they are left out
+    assert occluded == ["Intro here. Cuts hurt. The weather. We need funding.",
+                        "Intro here. More funding now! Cuts hurt. The weather."]
+    assert found["funding"].text == "More funding now!"
+    predictor.calls.clear()
+    find_evidence(predictor, [text], [_prediction("favor")], method="both", candidates=None)
+    assert [len(call) for call in predictor.calls] == [5, 5]
 
 
 def test_items_without_a_stance_are_not_split_or_scored_and_one_sentence_items_need_no_model_call():
