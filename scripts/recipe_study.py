@@ -183,8 +183,20 @@ def cmd_run(args: argparse.Namespace) -> None:
     fold_seconds = {}
     torch.set_num_threads(args.threads)
     OUT.mkdir(parents=True, exist_ok=True)
+    name = args.recipe + ("_fp32" if args.fp32 else "")
+    # Folds already finished by an interrupted run of the same recipe and seed are kept, not retrained.
+    partial = OUT / f"{name}.partial.json"
+    done = json.loads(partial.read_text()) if partial.exists() else {"seed": args.seed, "folds": {}}
+    if done["seed"] != args.seed:
+        done = {"seed": args.seed, "folds": {}}
     for fold in args.folds:
         test_idx = np.where(fold_of == fold)[0]
+        if str(fold) in done["folds"]:
+            d = done["folds"][str(fold)]
+            sent_oof[test_idx], stance_oof[test_idx] = np.array(d["sentiment"]), np.array(d["stance"])
+            fold_seconds[fold] = d["seconds"]
+            print(f"{args.recipe} fold {fold}: kept from {partial.name}", file=sys.stderr)
+            continue
         train_real = np.where(fold_of != fold)[0]
         parts = [train_real] * recipe.get("real_repeat", 1)
         if recipe["corpus"]:
@@ -201,8 +213,8 @@ def cmd_run(args: argparse.Namespace) -> None:
         fold_seconds[fold] = round(time.time() - t0, 1)
         sent_oof[test_idx], stance_oof[test_idx] = s, st
         print(f"{args.recipe} fold {fold}: {fold_seconds[fold]}s", file=sys.stderr)
-    OUT.mkdir(parents=True, exist_ok=True)
-    name = args.recipe + ("_fp32" if args.fp32 else "")
+        done["folds"][str(fold)] = {"sentiment": s.tolist(), "stance": st.tolist(), "seconds": fold_seconds[fold]}
+        partial.write_text(json.dumps(done) + "\n", encoding="utf-8")
     result = {"recipe": args.recipe, "params": recipe, "precision": "fp32" if args.fp32 else "bf16",
               "seed": args.seed, "folds": args.folds, "fold_seconds": fold_seconds,
               "cache_seconds": round(cache["seconds"], 1),
@@ -210,6 +222,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                                       "stance": stance_oof[i].round(4).tolist()}
                       for i in range(n_real) if fold_of[i] in args.folds}}
     (OUT / f"{name}.json").write_text(json.dumps(result) + "\n", encoding="utf-8")
+    partial.unlink(missing_ok=True)
 
 
 def softmax(x: np.ndarray, t: float = 1.0) -> np.ndarray:

@@ -338,18 +338,28 @@ def test_plain_progress_reports_done_rate_and_eta():
 
 def test_predict_without_a_terminal_logs_progress_per_batch(monkeypatch, capsys):
     from pipeline.cli import predict_cmd
+    from pipeline.modeling.outputs import Prediction
+
+    def pred(text: str) -> Prediction:
+        # every stance "none", so no evidence is searched and no model call is needed
+        return Prediction(sentiment=text, sentiment_probs={text: 1.0}, stance={"ofsted": "none"},
+                          stance_probs={"ofsted": {"none": 1.0}})
 
     class Fake:
+        model_version = "v-test"
+        none_class = "none"
+
         class spec:
             include_parent = False
 
         def predict_batches(self, texts, parents):
             for start in range(0, len(texts), 100):
                 idx = list(range(start, min(start + 100, len(texts))))
-                yield idx, [texts[i].upper() for i in idx]
+                yield idx, [pred(texts[i].upper()) for i in idx]
 
-    items = [{"text": f"t{i}"} for i in range(1000)]
+    items = [{"item_id": f"i{i}", "text": f"t{i}"} for i in range(1000)]
     out = predict_cmd.classify_with_progress(Fake(), items, None)
-    assert out[5] == "T5"
+    assert [r["item_id"] for r in out] == [f"i{i}" for i in range(1000)]
+    assert out[5]["sentiment"]["label"] == "T5" and out[5]["model_version"] == "v-test"
     err = capsys.readouterr().err
     assert "classify: 1000/1000 items (100%)" in err

@@ -57,7 +57,7 @@ def test_train_mode_adds_every_real_item_and_keeps_the_corpus_dev_split(shared_d
     assert len(sp.train) == len(base.train) + _n_real(shared_dir) and sp.corpus_dev == base.corpus_dev
 
 
-def test_default_config_trains_on_every_real_item_three_times(shared_dir: Path) -> None:
+def test_default_config_trains_on_every_real_item_as_often_as_configured(shared_dir: Path) -> None:
     sp = _splits(shared_dir)
     cfg = load_config(REPO / "configs/default.yaml")
     assert sp.real_dev == [] and len(sp.real_train) == _n_real(shared_dir)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pipeline.annotation.suggestions import Suggestion, SuggestFn, agreement_with_model
+from pipeline.annotation.suggestions import SuggestFn, Suggestion, agreement_with_model
 from pipeline.config.schema import LabelSchema
 from pipeline.data.labels import (
     LabelRecord,
