@@ -71,7 +71,11 @@ def run(
     console.print(f"ingest: {len(report.files)} files, {report.total('threads')} threads, "
                   f"{report.total('paragraph')} paragraphs, {report.total('comment')} comments, "
                   f"{report.total('reply')} replies ({sum(f.counts.new for f in report.files if f.ok)} new)")
-    console.print(dev)
+    if result.dev_metrics:
+        console.print(dev)
+    else:  # fixed epochs on all the data: nothing held out to score here
+        console.print(f"train: model_version {result.model_version} · {result.train_seconds:.0f} s · no dev set "
+                      f"(out-of-fold scores of the recipe: the report)", markup=False)
     print_gold_summary(ev.metrics)
     console.print(f"model: {result.output_dir} · report: {ev.out_dir / 'report.md'}", markup=False)
     exit_on_min_scores(ev.failures)
