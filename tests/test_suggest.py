@@ -170,3 +170,16 @@ def test_bad_strategy_and_missing_label_file_are_one_line_errors(store_setup: di
     code, _, err = cli(["suggest", "--db", store_setup["db"], "--model", smoke_model, "--labels",
                         tmp_path / "nope.jsonl"], monkeypatch, capsys)
     assert code == 2 and "nope.jsonl" in err and "not found" in err
+
+
+def test_a_store_with_every_item_labelled_says_so_and_prints_no_empty_table(store_setup: dict, smoke_model: Path,
+                                                                           monkeypatch, capsys,
+                                                                           tmp_path: Path) -> None:  # noqa: ANN001
+    everything = tmp_path / "all.jsonl"
+    write_labels(everything, [_label(i) for i in store_setup["ids"]])
+    code, out, err = cli(["suggest", "--db", store_setup["db"], "--model", smoke_model, "--labels", everything],
+                         monkeypatch, capsys)
+    assert code == 0 and "no unlabelled items" in err and out.strip() == ""
+    code, out, _ = cli(["suggest", "--db", store_setup["db"], "--model", smoke_model, "--labels", everything,
+                        "--format", "csv"], monkeypatch, capsys)
+    assert code == 0 and len(out.strip().splitlines()) <= 1  # no rows (at most a header) for scripts

@@ -59,8 +59,10 @@ def suggest(
     with open_existing_store(db) as store:
         items = unlabelled_items(store, labelled, parse_filters(filters))
     if not items:
-        err_console.print("no unlabelled items in the store", highlight=False)
-        _write([], fmt, out, "", strategy)
+        err_console.print("no unlabelled items in the store (items in the gold set and --labels files are left out)",
+                          highlight=False)
+        if fmt != "table" or out:  # an empty file or header for scripts; no empty table on screen
+            _write([], fmt, out, "", strategy)
         return
     predictor = load_predictor(model, device, 32, "torch", threads, 8192, "auto")
     progress = _progress(len(items))
