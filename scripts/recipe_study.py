@@ -406,7 +406,7 @@ def cmd_table(args: argparse.Namespace) -> None:
         diffs[f"{rows[0]['name']} - {rows[i + 1]['name']}"] = paired_diff(rows[0], rows[i + 1], real, schema)
     named = {r["name"]: r for r in rows}
     for pair in args.pair:
-        a, b = pair.split(":")
+        a, b = pair.rsplit(":", 1)  # ensemble names ("ens:a+b") hold a colon themselves
         if a in named and b in named:
             diffs[f"{a} - {b}"] = paired_diff(named[a], named[b], real, schema)
     (OUT / "summary.json.txt").write_text(json.dumps({"recipes": summary, "paired": diffs}, indent=1) + "\n",
