@@ -36,7 +36,17 @@ def test_unknown_key_is_an_error_naming_key_and_file(tmp_path: Path) -> None:
 def test_wrong_type_in_override_names_the_key() -> None:
     with pytest.raises(ConfigError) as exc:
         load_config(REPO / "configs" / "smoke.yaml", ["training.batch_size=many"])
-    assert "training.batch_size" in str(exc.value)
+    assert "training.batch_size" in str(exc.value) and "(--set)" in str(exc.value)
+
+
+def test_a_bad_key_from_the_file_does_not_blame_an_override(tmp_path: Path) -> None:
+    data = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
+    data["training"]["epochz"] = 3
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, ["training.epochs=2"])
+    assert "training.epochz" in str(exc.value) and "(--set)" not in str(exc.value)
 
 
 def test_override_sets_nested_values() -> None:

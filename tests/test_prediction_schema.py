@@ -253,3 +253,46 @@ def test_the_worked_example_in_docs_api_md_runs(tmp_path: Path, smoke_model: Pat
     assert len(namespace["stored"]) == n_items and f"{n_items} items;" in printed
     assert list(namespace["scored"].index) == ["a", "b"]
     assert namespace["first"]["item_id"] == "text/1"
+
+
+def test_flattened_tables_have_the_same_columns_whatever_the_labels() -> None:
+    """CSV / Parquet from different runs stack: every target has its evidence columns, in schema order,
+    with integer offsets, whether or not any item took a stance toward it."""
+    import copy
+
+    from pipeline.store.records import records_frame
+
+    def head(label: str) -> dict:
+        probs = {"favor": 0.8, "against": 0.1, "none": 0.1} if label == "favor" else {"favor": 0.05, "against": 0.05, "none": 0.9}
+        return {"label": label, "prob": max(probs.values()), "probs": probs}
+
+    rec = {"item_id": "a", "thread_id": "t", "kind": "comment", "parent_id": None, "author": None, "posted_at": None,
+           "model_version": "v", "sentiment": {"label": "negative", "prob": 0.9,
+                                               "probs": {"negative": 0.9, "neutral": 0.05, "positive": 0.05}},
+           "stance": {"blame_management": head("none"), "funding": head("favor")}, "text": "More money now."}
+    rec["stance"]["funding"]["evidence"] = {"text": "More money now.", "start": 0, "end": 15, "score": 0.3}
+    none_only = copy.deepcopy(rec)
+    none_only["stance"]["funding"] = head("none")
+    with_stance, without = records_frame([rec]), records_frame([none_only])
+    assert list(with_stance.columns) == list(without.columns)
+    cols = list(without.columns)
+    assert cols.index("stance.blame_management.evidence.score") < cols.index("stance.funding.label") and cols[-1] == "text"
+    assert str(with_stance["stance.funding.evidence.start"].dtype) == "Int64"
+    assert with_stance.loc[0, "stance.funding.evidence.end"] == 15
+    assert without["stance.funding.evidence.text"].isna().all()
+
+
+def test_export_refuses_an_unknown_kind_and_a_missing_model_folder_and_items_show_a_missing_store(
+        reclassified: Path, tmp_path: Path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    from conftest import cli
+
+    db = reclassified / "store.sqlite"
+    code, _, err = cli(["export", "predictions", "--db", db, "--kind", "tweet"], monkeypatch, capsys)
+    assert code == 2 and "--kind 'tweet'" in err
+    code, _, err = cli(["export", "predictions", "--db", db, "--model", tmp_path / "nomodel"], monkeypatch, capsys)
+    assert code == 2 and "no trained model folder" in err
+    code, _, err = cli(["export", "predictions", "--db", db, "--thread", "no-such-thread"], monkeypatch, capsys)
+    assert code == 0 and "matching --thread" in err
+    missing = tmp_path / "typo.sqlite"
+    code, _, err = cli(["items", "show", "--db", missing], monkeypatch, capsys)
+    assert code == 2 and "no store here" in err and not missing.exists()

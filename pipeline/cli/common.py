@@ -1,6 +1,8 @@
 """Options and output helpers shared by the CLI commands."""
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import typer
@@ -10,8 +12,15 @@ from rich.markup import escape
 from pipeline.config.settings import DEFAULT_DB
 from pipeline.hardware import check_device  # noqa: F401  (re-exported for the commands)
 
-console = Console()
-err_console = Console(stderr=True)
+
+def _width(stream: object) -> int | None:
+    """None (fit the terminal) on a terminal or with $COLUMNS; else 200, since piped or cron output has no
+    width to fit and rich's default 80 columns would cut table cells (names, versions, probabilities)."""
+    return None if getattr(stream, "isatty", lambda: False)() or "COLUMNS" in os.environ else 200
+
+
+console = Console(width=_width(sys.stdout))
+err_console = Console(stderr=True, width=_width(sys.stderr))
 
 DbOption = typer.Option(DEFAULT_DB, "--db", help="SQLite store file (env THREADSTANCE_DB).")
 

@@ -31,12 +31,16 @@ def predictions(
     """Export the stored predictions of one model as prediction records (docs/formats.md): the nested records
     (jsonl, hf) or one flattened column per field (csv, parquet). Items whose current text that model has not
     classified are left out (`threadstance reclassify` classifies them)."""
+    from pipeline.data.selection import KINDS
     from pipeline.inference.classify import resolve_model_version
     from pipeline.store.db import Store
     from pipeline.store.records import EXPORT_FORMATS, stored_records, write_records
 
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"--format {fmt!r}: choose {', '.join(EXPORT_FORMATS)}")
+    bad = sorted(set(kind or ()) - set(KINDS))
+    if bad:
+        raise UserError(f"--kind {bad[0]!r}: choose {', '.join(KINDS)}")
     if not Path(db).is_file():
         raise UserError("no store here yet (run `threadstance reclassify` or `threadstance predict --db` first)", db)
     store = Store.open_readonly(db)
@@ -51,7 +55,8 @@ def predictions(
         console.print(f"wrote {len(records)} predictions of model {version} to {out}", markup=False,
                       highlight=False, soft_wrap=True)
     if not records:
-        err_console.print(f"[yellow]warning:[/] no predictions of model {escape(version)} in the store",
+        where = " matching --thread / --kind" if thread or kind else ""
+        err_console.print(f"[yellow]warning:[/] no predictions of model {escape(version)} in the store{where}",
                           highlight=False, soft_wrap=True)
     elif stale:
         err_console.print(f"[yellow]note:[/] {stale} stored items have no prediction of their current text from "

@@ -12,8 +12,8 @@ from rich.table import Table
 
 from pipeline.cli.common import DbOption, console
 from pipeline.csvsafe import safe_frame
+from pipeline.data.selection import open_existing_store
 from pipeline.errors import UserError
-from pipeline.store.db import Store
 
 app = typer.Typer(help="Inspect and export stored items.", no_args_is_help=True)
 EXPORT_COLUMNS = ["item_id", "thread_id", "kind", "parent_id", "position", "depth", "author", "posted_at",
@@ -33,7 +33,7 @@ def export(
         raise UserError(f"--format {fmt!r}: choose jsonl, csv or parquet")
     if fmt == "parquet" and out is None:
         raise UserError("--format parquet needs --out FILE")
-    with Store(db) as store:
+    with open_existing_store(db) as store:
         rows = store.items(thread_id=thread, kinds=kind)
         titles = {t["thread_id"]: t["title"] for t in store.threads()}
     records = [{**{k: r[k] for k in EXPORT_COLUMNS}, "thread_title": titles.get(r["thread_id"])} for r in rows]
@@ -76,7 +76,7 @@ def show(
     db: Path = DbOption,
 ) -> None:
     """Print items as a table (id, kind, author, time, text excerpt)."""
-    with Store(db) as store:
+    with open_existing_store(db) as store:
         rows = store.items(thread_id=thread)[:limit]
     table = Table(show_lines=False)
     for col in ("item_id", "kind", "author", "posted_at", "text"):

@@ -32,9 +32,9 @@ def list_models(
         gold = folder.read_json(GOLD_METRICS_FILE, {}, verify=False).get("model", {})
         # run names come from a file a user may have been sent: never read them as rich markup
         table.add_row(escape(str(m["run_name"])), escape(str(m["model_version"])),
-                      escape(str(m.get("finished_at", ""))[:16]), str(m["counts"]["train"]),
-                      escape(str(m.get("selection_dev_set") or "–")), f"{sel.get('sentiment_macro_f1', float('nan')):.3f}",
-                      f"{sel.get('stance_score', float('nan')):.3f}",
+                      escape(str(m.get("finished_at", ""))[:16]), _train_items(m["counts"]),
+                      escape(str(m.get("selection_dev_set") or "–")), _score(sel, "sentiment_macro_f1"),
+                      _score(sel, "stance_score"),
                       f"{gold['sentiment_macro_f1']:.3f}" if gold else "–",
                       f"{gold['stance_score']:.3f}" if gold else "–")
         found += 1
@@ -42,6 +42,19 @@ def list_models(
         console.print(f"no trained models in {models_dir} (train one with `threadstance train CONFIG`)", markup=False)
         return
     console.print(table)
+
+
+def _score(scores: dict, key: str) -> str:
+    return f"{scores[key]:.3f}" if key in scores else "–"  # no dev set: fixed epochs on all the data
+
+
+def _train_items(counts: dict) -> str:
+    """Training items: the corpus part plus the real passages (×repeat per epoch), e.g. ``2300 + 563×2``."""
+    real = counts.get("domain_real_train") or 0
+    if not real:
+        return str(counts["train"])
+    repeat = counts.get("domain_real_repeat") or 1
+    return f"{counts['train']} + {real}" + (f"×{repeat}" if repeat > 1 else "")
 
 
 @app.command("fetch-base")

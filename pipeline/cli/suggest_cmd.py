@@ -58,6 +58,7 @@ def suggest(
     labelled = labelled_item_ids(label_files)
     with open_existing_store(db) as store:
         items = unlabelled_items(store, labelled, parse_filters(filters))
+        left_out = len(labelled & set(store.item_ids()))  # labelled items of this store, not of the label files
     if not items:
         err_console.print("no unlabelled items in the store (items in the gold set and --labels files are left out)",
                           highlight=False)
@@ -69,7 +70,7 @@ def suggest(
     suggestions = rank_items(predictor, items, n, strategy, seed, pool_factor, progress)
     records = [s.to_dict(strategy, predictor.model_version) for s in suggestions]
     _write(records, fmt, out, predictor.model_version, strategy)
-    err_console.print(f"[dim]{len(records)} of {len(items)} unlabelled items ({len(labelled)} labelled left out) · "
+    err_console.print(f"[dim]{len(records)} of {len(items)} unlabelled items ({left_out} labelled left out) · "
                       f"strategy {escape(strategy)} · model {predictor.model_version}[/]", highlight=False)
 
 

@@ -252,7 +252,11 @@ def load_validated(model: type[M], path: str | Path, overrides: list[str] | None
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc), path) from exc
+        # name --set as the source when an override introduced the bad key (not the file, which is fine)
+        keys = {o.split("=", 1)[0].strip() for o in overrides or []}
+        bad = {".".join(str(p) for p in e["loc"]) for e in exc.errors()}
+        from_set = any(b == k or b.startswith(k + ".") for b in bad for k in keys)
+        raise ConfigError(format_validation_error(exc), f"{path} (--set)" if from_set else path) from exc
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:

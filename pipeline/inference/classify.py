@@ -9,6 +9,7 @@ Items are dicts with ``item_id``, ``thread_id``, ``kind``, ``parent_id``, ``auth
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +114,8 @@ def resolve_model_version(store: Any, model: str | Path | None) -> str:
 
     if model is not None and ModelFolder(model).is_model():
         return ModelFolder(model).recorded_version()
+    if model is not None and ("/" in str(model) or os.sep in str(model) or Path(model).exists()):
+        raise UserError("no trained model folder here (give a model folder or a model_version)", model)
     version = str(model) if model is not None else store.latest_model_version()
     if not version:
         raise UserError("no predictions in the store yet (run `threadstance reclassify` or `threadstance predict "

@@ -203,6 +203,7 @@ def trends(db: str | Path, model: str | Path | None = None, by: str = "year", *,
     The out-of-fold table comes from that folder (or, for a version, from the folder under
     ``models_dir`` that has it)."""
     from pipeline.config.settings import DEFAULT_MODELS
+    from pipeline.inference.classify import resolve_model_version
     from pipeline.modeling.folder import ModelFolder
     from pipeline.store.db import Store
 
@@ -211,11 +212,7 @@ def trends(db: str | Path, model: str | Path | None = None, by: str = "year", *,
     folder: Path | None = Path(model) if model is not None and ModelFolder(model).is_model() else None
     store = Store.open_readonly(db)
     try:
-        version = ModelFolder(folder).recorded_version() if folder else (str(model) if model else None)
-        version = version or store.latest_model_version()
-        if not version:
-            raise UserError("no predictions in the store yet (run `threadstance reclassify` or `threadstance "
-                            "predict --db`)", db)
+        version = resolve_model_version(store, model)  # a folder's version, a version as given, or the latest
         rows = store.items_with_predictions(version, predicted_only=True)
     finally:
         store.close()

@@ -29,6 +29,7 @@ from pipeline.errors import UserError
 
 ITEM_FIELDS = ("item_id", "thread_id", "kind", "parent_id", "author", "posted_at")
 RECORD_FIELDS = (*ITEM_FIELDS, "model_version", "sentiment", "stance", "text")
+EVIDENCE_FIELDS = ("text", "start", "end", "score")
 HEAD_FIELDS = ("label", "prob", "probs")
 EXPORT_FORMATS = ("jsonl", "csv", "parquet", "hf")
 
@@ -116,9 +117,25 @@ def records_frame(records: Sequence[Mapping[str, Any]]) -> Any:
     if not records:
         return pd.DataFrame(columns=[f for f in RECORD_FIELDS if f not in ("sentiment", "stance")])
     frame = pd.json_normalize(list(records), sep=".")
-    if "text" in frame.columns:
-        frame = frame[[c for c in frame.columns if c != "text"] + ["text"]]
-    return frame
+    # The same columns in the same order whatever the data: tables from different runs stack. Evidence
+    # columns exist for every target of a prediction record, empty where its stance is none.
+    first = records[0]
+    lead = [k for k in first if k not in RECORD_FIELDS and k in frame.columns]  # e.g. suggest's rank and score
+    order = lead + [c for c in (*ITEM_FIELDS, "model_version") if c in frame.columns]
+    if isinstance(first.get("sentiment"), Mapping):
+        order += ["sentiment.label", "sentiment.prob", *(f"sentiment.probs.{c}" for c in first["sentiment"]["probs"])]
+    if isinstance(first.get("stance"), Mapping):
+        for t, head in first["stance"].items():
+            order += [f"stance.{t}.label", f"stance.{t}.prob", *(f"stance.{t}.probs.{c}" for c in head["probs"]),
+                      *(f"stance.{t}.evidence.{k}" for k in EVIDENCE_FIELDS)]
+    for col in order:
+        if col not in frame.columns:
+            frame[col] = None
+    for t in first.get("stance", {}) if isinstance(first.get("stance"), Mapping) else ():
+        for k in ("start", "end"):
+            frame[f"stance.{t}.evidence.{k}"] = frame[f"stance.{t}.evidence.{k}"].astype("Int64")  # offsets
+    rest = [c for c in frame.columns if c not in order and c != "text"]
+    return frame[order + rest + (["text"] if "text" in frame.columns else [])]
 
 
 def write_records(records: Sequence[Mapping[str, Any]], out: str | Path | None, fmt: str) -> None:
