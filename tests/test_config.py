@@ -23,13 +23,17 @@ def test_shipped_configs_validate(name: str) -> None:
     assert cfg.schema().target_names == ["blame_management", "funding", "nqsw_access", "ofsted"]
 
 
-def test_unknown_key_is_an_error_naming_key_and_file(tmp_path: Path) -> None:
+def _config_with_unknown_key(tmp_path: Path) -> Path:
     data = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
     data["training"]["epochz"] = 3
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_unknown_key_is_an_error_naming_key_and_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
-        load_config(path)
+        load_config(_config_with_unknown_key(tmp_path))
     assert "training.epochz" in str(exc.value) and "bad.yaml" in str(exc.value)
 
 
@@ -40,12 +44,8 @@ def test_wrong_type_in_override_names_the_key() -> None:
 
 
 def test_a_bad_key_from_the_file_does_not_blame_an_override(tmp_path: Path) -> None:
-    data = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
-    data["training"]["epochz"] = 3
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
     with pytest.raises(ConfigError) as exc:
-        load_config(path, ["training.epochs=2"])
+        load_config(_config_with_unknown_key(tmp_path), ["training.epochs=2"])
     assert "training.epochz" in str(exc.value) and "(--set)" not in str(exc.value)
 
 

@@ -124,16 +124,15 @@ def records_frame(records: Sequence[Mapping[str, Any]]) -> Any:
     order = lead + [c for c in (*ITEM_FIELDS, "model_version") if c in frame.columns]
     if isinstance(first.get("sentiment"), Mapping):
         order += ["sentiment.label", "sentiment.prob", *(f"sentiment.probs.{c}" for c in first["sentiment"]["probs"])]
-    if isinstance(first.get("stance"), Mapping):
-        for t, head in first["stance"].items():
-            order += [f"stance.{t}.label", f"stance.{t}.prob", *(f"stance.{t}.probs.{c}" for c in head["probs"]),
-                      *(f"stance.{t}.evidence.{k}" for k in EVIDENCE_FIELDS)]
+    stance = first["stance"] if isinstance(first.get("stance"), Mapping) else {}
+    for t, head in stance.items():
+        order += [f"stance.{t}.label", f"stance.{t}.prob", *(f"stance.{t}.probs.{c}" for c in head["probs"]),
+                  *(f"stance.{t}.evidence.{k}" for k in EVIDENCE_FIELDS)]
     for col in order:
         if col not in frame.columns:
             frame[col] = None
-    for t in first.get("stance", {}) if isinstance(first.get("stance"), Mapping) else ():
-        for k in ("start", "end"):
-            frame[f"stance.{t}.evidence.{k}"] = frame[f"stance.{t}.evidence.{k}"].astype("Int64")  # offsets
+    for col in (f"stance.{t}.evidence.{k}" for t in stance for k in ("start", "end")):
+        frame[col] = frame[col].astype("Int64")  # character offsets, empty where there is no evidence
     rest = [c for c in frame.columns if c not in order and c != "text"]
     return frame[order + rest + (["text"] if "text" in frame.columns else [])]
 
