@@ -17,7 +17,7 @@ STAGES = ["config", "ingest", "store", "data", "modeling", "training", "inferenc
 TOP_LAYERS = ("cli", "api")  # both sit on top of the pipeline, side by side: neither imports the other
 SHARED = {"__init__", "errors", "hardware", "progress", "csvsafe", "metrics"}
 MAX_TOP_LEVEL_MODULES = 10
-MAX_MODULE_LINES = 530  # "no module over ~500 lines"
+MAX_MODULE_LINES = 500  # "no module over 500 lines"
 
 
 def _module_name(path: Path) -> str:
