@@ -75,8 +75,8 @@ def select_items(store: Store, filters: dict[str, set[str]] | None = None) -> li
 
 
 def open_existing_store(db: str | Path | None) -> Store:
-    """Open a store that must already exist (opening a missing path would create an empty one)."""
+    """Open a store that must already exist (opening a missing path would create an empty one), read-only."""
     path = Path(db) if db is not None else DEFAULT_DB
     if not path.exists():
         raise UserError("no store here; run `threadstance ingest` first or pass --db", path)
-    return Store(path)
+    return Store.open_readonly(path)

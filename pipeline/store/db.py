@@ -6,6 +6,7 @@ Writers use :meth:`Store.transaction` so a failed input never leaves half-writte
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -46,11 +47,18 @@ class Store(PredictionQueries):
     """A threadstance SQLite database.
 
     Args:
-        path: The database file; parent folders are created. Opening migrates older schemas.
+        path: The database file; parent folders are created. Opening migrates older schemas. An existing
+            store this process may not write (read-only file or folder, read-only file system) is opened
+            read-only: reading works, and every write fails with a :class:`StoreError` saying so.
     """
+
+    read_only: bool = False
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        if self.path.is_file() and not writable(self.path):
+            self._open_readonly()
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -67,6 +75,9 @@ class Store(PredictionQueries):
             self.migrate()
         except sqlite3.Error as exc:
             self.conn.close()
+            if "readonly" in str(exc).lower() and self.path.is_file():  # read-only in a way os.access missed
+                self._open_readonly()
+                return
             raise store_error(exc, self.path) from exc
 
     def __enter__(self) -> Store:
@@ -243,15 +254,70 @@ class Store(PredictionQueries):
     # ---- opening read-only --------------------------------------------------------------------
     @classmethod
     def open_readonly(cls, path: str | Path) -> Store:
-        """Open an existing store without writing anything (no migration): for dry runs and reports."""
+        """Open an existing store for reading: for reports, exports and dry runs.
+
+        Nothing is written, except that an older schema is migrated first when the store is writable.
+        A store in a folder this process cannot write is read as an immutable file (no ``-wal`` / ``-shm``
+        files needed). Errors are a one-line :class:`StoreError` naming the store.
+        """
+        path = Path(path)
+        if path.is_file() and writable(path):
+            probe = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+            try:
+                old = int(probe.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION
+            except sqlite3.Error:
+                old = False  # reported below, by the read-only open
+            finally:
+                probe.close()
+            if old:
+                cls(path).close()  # migrate, as any opening for writing would
         self = cls.__new__(cls)
-        self.path = Path(path)
-        try:
-            self.conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-        except sqlite3.Error as exc:
-            raise UserError(f"cannot open the SQLite store read-only: {exc}", self.path) from exc
-        self.conn.row_factory = sqlite3.Row
+        self.path = path
+        self._open_readonly()
         return self
+
+    def _open_readonly(self) -> None:
+        """Connect read-only (``mode=ro``; ``immutable=1`` when the folder is not writable, so no ``-shm``
+        file can be made, and no other process has unsaved changes in a ``-wal`` file) and read the schema."""
+        self.read_only = True
+        wal = self.path.with_name(self.path.name + "-wal")
+        folder_writable = os.access(self.path.parent, os.W_OK)
+        modes = ["mode=ro"] if folder_writable or (wal.is_file() and wal.stat().st_size) else []
+        if not folder_writable:
+            modes.append("immutable=1")
+        uri = self.path.resolve().as_uri()
+        for i, mode in enumerate(modes):
+            conn = None
+            try:
+                conn = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=30, isolation_level=None)
+                conn.row_factory = sqlite3.Row
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            except sqlite3.Error as exc:
+                if conn is not None:
+                    conn.close()
+                if i == len(modes) - 1:
+                    raise store_error(exc, self.path) from exc
+                continue
+            self.conn = conn
+            break
+        self._check_readonly_version(version)
+
+    def _check_readonly_version(self, version: int) -> None:
+        if version == SCHEMA_VERSION:
+            return
+        self.conn.close()
+        if version > SCHEMA_VERSION:
+            raise UserError(f"store schema v{version} is newer than this threadstance (v{SCHEMA_VERSION}); "
+                            "upgrade threadstance", self.path)
+        raise StoreError(f"the store is read-only: cannot write the upgrade of its schema v{version} to "
+                         f"v{SCHEMA_VERSION} (open it once with write permission, e.g. `threadstance ingest`)",
+                         self.path)
+
+
+def writable(path: Path) -> bool:
+    """Whether this process may write the store file and create its ``-wal`` / ``-shm`` files beside it."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
 def _item_dict(row: sqlite3.Row) -> dict[str, Any]:

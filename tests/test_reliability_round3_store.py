@@ -1,0 +1,164 @@
+"""Round 3 probes (issue 24): read-only stores, the model listing, evaluate's model folder and outputs,
+atomic output files on a full disk, and malformed label files for ``suggest``.
+
+Read-only stores are checked in a subprocess that runs the CLI without the capabilities that let root
+ignore file permissions (``setpriv --bounding-set=-dac_override,…``), so the folder and file modes bite
+as they do for an ordinary user; the tests are skipped, with the reason, where that is impossible.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from pipeline.store.db import Store
+from pipeline.store.load import ingest_paths
+from pipeline.store.records import prediction_record
+
+REPO = Path(__file__).resolve().parent.parent
+MODEL_VERSION = "probe-model-1"
+DROP_CAPS = ["--bounding-set=-dac_override,-dac_read_search,-fowner"]
+
+
+# ---- helpers -----------------------------------------------------------------------------------------
+def _unprivileged(cmd: list[str]) -> list[str]:
+    """``cmd`` run so that file permissions apply (root: without the capabilities that override them)."""
+    if os.geteuid() != 0:
+        return cmd
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root and setpriv is not installed: cannot make file permissions apply")
+    return [setpriv, *DROP_CAPS, "--", *cmd]
+
+
+def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The real console entry point in a subprocess that obeys file permissions."""
+    cmd = _unprivileged([sys.executable, "-m", "pipeline.cli.main", *map(str, args)])
+    env = {**os.environ, "COLUMNS": "250", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    env.pop("THREADSTANCE_DEBUG", None)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _permissions_apply(root: Path) -> None:
+    """Skip unless a write into a read-only folder fails for the subprocess."""
+    probe = root / "perm_probe"
+    probe.mkdir()
+    probe.chmod(0o555)
+    try:
+        result = subprocess.run(_unprivileged(["touch", str(probe / "x")]), capture_output=True, text=True)
+    finally:
+        probe.chmod(0o755)
+    if result.returncode == 0:
+        pytest.skip("file permissions do not apply to a subprocess here (capabilities cannot be dropped)")
+
+
+def build_store(path: Path, seeds_dir: Path) -> Path:
+    """Three seed threads, a prediction of every item by MODEL_VERSION and one finished reclassify run."""
+    with Store(path) as store:
+        report = ingest_paths(store, sorted(seeds_dir.glob("*.txt"))[:3])
+        assert not report.failed
+        run = store.start_run("reclassify", MODEL_VERSION)
+        pred = SimpleNamespace(sentiment="negative", sentiment_probs={"negative": .7, "neutral": .2, "positive": .1},
+                               stance={"funding": "none"},
+                               stance_probs={"funding": {"favor": .1, "against": .1, "none": .8}})
+        rows = [(it["item_id"], MODEL_VERSION, it["revision"], it["text_sha256"], "negative",
+                 json.dumps(prediction_record(it, pred, MODEL_VERSION)), run)
+                for it in store.pending_items(MODEL_VERSION)]
+        with store.transaction():
+            store.add_predictions(rows)
+        store.update_run(run, status="ok", ended_at="2026-01-01T00:00:00+00:00", counts={"classified": len(rows)})
+    return path
+
+
+def assert_one_clean_line(result: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in result.stderr and "unexpected" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) <= 1, result.stderr
+
+
+# ---- 1. read-only stores -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def world_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder every user can enter (pytest's own tmp root is private to its owner)."""
+    root = tmp_path_factory.mktemp("round3_ro")
+    for p in (root, *root.parents):
+        if p == Path("/") or p == Path("/tmp"):
+            break
+        p.chmod(p.stat().st_mode | stat.S_IXOTH | stat.S_IROTH)
+    return root
+
+
+@pytest.fixture(scope="module")
+def ro_template(world_root: Path, seeds_dir: Path) -> Path:
+    _permissions_apply(world_root)
+    return build_store(world_root / "template.sqlite", seeds_dir)
+
+
+@pytest.fixture(params=["folder", "file"])
+def ro_store(request: pytest.FixtureRequest, ro_template: Path, world_root: Path) -> Path:
+    """A copy of the template store, read-only: in a read-only folder, or a read-only file in a writable one."""
+    folder = world_root / f"ro_{request.param}_{request.node.name.split('[')[0][-20:]}"
+    if folder.exists():
+        folder.chmod(0o755)
+        shutil.rmtree(folder)
+    folder.mkdir()
+    db = folder / "store.sqlite"
+    shutil.copy(ro_template, db)
+    db.chmod(0o444)
+    if request.param == "folder":
+        folder.chmod(0o555)
+    yield db
+    folder.chmod(0o755)
+
+
+READING_COMMANDS = {
+    "items show": ["items", "show"],
+    "items export": ["items", "export", "--format", "jsonl"],
+    "export predictions": ["export", "predictions", "--format", "jsonl"],
+    "trends": ["trends", "--by", "year", "--min-items", "1", "--format", "csv", "--bootstrap", "100"],
+    "runs": ["runs"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(READING_COMMANDS))
+def test_reading_commands_read_a_read_only_store(command: str, ro_store: Path, world_root: Path) -> None:
+    before = sorted(p.name for p in ro_store.parent.iterdir())
+    result = run_cli([*READING_COMMANDS[command], "--db", ro_store], world_root)
+    assert result.returncode == 0, result.stderr
+    assert_one_clean_line(result)
+    assert "cannot write" not in result.stderr
+    assert result.stdout.strip()
+    if command == "export predictions":
+        assert MODEL_VERSION in result.stdout
+    if not os.access(ro_store.parent, os.W_OK) or ro_store.parent.stat().st_mode & stat.S_IWUSR == 0:
+        assert sorted(p.name for p in ro_store.parent.iterdir()) == before  # no -wal / -shm left behind
+
+
+def test_suggest_reads_a_read_only_store(ro_store: Path, ro_template: Path, world_root: Path) -> None:
+    with Store.open_readonly(ro_template) as store:
+        ids = sorted(store.item_ids())
+    labels = world_root / f"all_labelled_{ro_store.parent.name}.jsonl"
+    labels.write_text("".join(json.dumps({"item_id": i}) + "\n" for i in ids), encoding="utf-8")
+    result = run_cli(["suggest", "--db", ro_store, "--labels", labels, "--format", "jsonl",
+                      "--model", world_root / "no_model_needed"], world_root)
+    assert result.returncode == 0, result.stderr
+    assert_one_clean_line(result)
+    assert "no unlabelled items" in result.stderr
+
+
+def test_ingest_into_a_read_only_store_exits_1_naming_the_store(ro_store: Path, world_root: Path,
+                                                                seeds_dir: Path) -> None:
+    new = sorted(seeds_dir.glob("*.txt"))[3]
+    result = run_cli(["ingest", new, "--db", ro_store], world_root)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
+    assert f"{ro_store}: the store is read-only: cannot write" in result.stderr
+    with Store.open_readonly(ro_store) as store:
+        assert store.counts()["threads"] == 3
