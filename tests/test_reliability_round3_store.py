@@ -162,3 +162,76 @@ def test_ingest_into_a_read_only_store_exits_1_naming_the_store(ro_store: Path, 
     assert f"{ro_store}: the store is read-only: cannot write" in result.stderr
     with Store.open_readonly(ro_store) as store:
         assert store.counts()["threads"] == 3
+
+
+# ---- 2. models list ----------------------------------------------------------------------------------
+def fake_model(path: Path, run_name: str) -> Path:
+    """A model folder with every file `models list` checks (small stand-ins for the weights) and a manifest."""
+    from pipeline.modeling.folder import ModelFolder
+
+    folder = ModelFolder(path)
+    path.mkdir(parents=True)
+    folder.write_meta({"sentiment_classes": ["negative", "neutral", "positive"], "stance_classes": ["favor"],
+                       "targets": ["funding"], "pooling": "mean", "dropout": 0.1, "model_version": "v-" + run_name})
+    for name in ("tokenizer.json", "tokenizer_config.json", "encoder/config.json"):
+        folder.write_text(name, "{}\n")
+    for name in ("heads.safetensors", "encoder/model.safetensors"):
+        folder.file(name).write_bytes(os.urandom(4096))
+    folder.write_json("metrics.json", {"run_name": run_name, "model_version": "v-" + run_name,
+                                       "finished_at": "2026-01-02T03:04:05", "counts": {"train": 10},
+                                       "dev": {"dev": {"sentiment_macro_f1": 0.5, "stance_score": 0.4}},
+                                       "selection_dev_set": "dev"})
+    folder.write_manifest()
+    return path
+
+
+def models_table(models: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> dict:
+    from conftest import cli
+
+    monkeypatch.setenv("COLUMNS", "400")
+    code, out, err = cli(["models", "list", "--dir", models], monkeypatch, capsys)
+    assert code in (0, None), err
+    assert "unexpected" not in err and "Traceback" not in err
+    rows = {}
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip("│┃ ").split("│")]
+        if len(cells) > 2 and cells[0] and not cells[0].startswith(("model", "━", "─")):
+            rows[cells[0].split(" ")[0]] = cells
+    return rows
+
+
+def test_models_list_names_each_folder_and_marks_a_damaged_copy_broken(tmp_path: Path, monkeypatch, capsys) -> None:
+    models = tmp_path / "models"
+    fake_model(models / "good", "good")
+    shutil.copytree(models / "good", models / "copy")
+    with open(models / "copy" / "heads.safetensors", "r+b") as fh:
+        fh.truncate(100)
+    rows = models_table(models, monkeypatch, capsys)
+    assert set(rows) == {"good", "copy"}
+    assert rows["good"][1] == "ok"
+    assert rows["copy"][1].startswith("broken") and "heads.safetensors" in " ".join(rows["copy"])
+
+
+def test_models_list_survives_invalid_and_empty_metrics(tmp_path: Path, monkeypatch, capsys) -> None:
+    models = tmp_path / "models"
+    fake_model(models / "good", "good")
+    (fake_model(models / "badjson", "badjson") / "metrics.json").write_text("{not json", encoding="utf-8")
+    (fake_model(models / "empty", "empty") / "metrics.json").write_text("{}", encoding="utf-8")
+    from pipeline.modeling.folder import ModelFolder
+
+    ModelFolder(fake_model(models / "emptyok", "emptyok")).write_json("metrics.json", {})  # manifest follows
+    rows = models_table(models, monkeypatch, capsys)
+    assert set(rows) == {"good", "badjson", "empty", "emptyok"}
+    assert rows["good"][1] == "ok" and rows["emptyok"][1] == "ok"
+    for name in ("badjson", "empty"):
+        assert rows[name][1].startswith("broken") and "metrics.json" in " ".join(rows[name])
+
+
+def test_models_list_marks_a_folder_that_is_not_a_model(tmp_path: Path, monkeypatch, capsys) -> None:
+    models = tmp_path / "models"
+    fake_model(models / "good", "good")
+    (models / "half").mkdir()
+    (models / "half" / "metrics.json").write_text(json.dumps({"run_name": "good"}), encoding="utf-8")
+    rows = models_table(models, monkeypatch, capsys)
+    assert rows["good"][1] == "ok"
+    assert rows["half"][1].startswith("broken") and "threadstance.json" in " ".join(rows["half"])
