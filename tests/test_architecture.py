@@ -13,7 +13,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
 STAGES = ["config", "ingest", "store", "data", "modeling", "training", "inference", "evaluation", "reporting",
-          "annotation", "jobs", "cli", "api"]
+          "annotation", "jobs", "web", "cli", "api"]
 TOP_LAYERS = ("cli", "api")  # both sit on top of the pipeline, side by side: neither imports the other
 SHARED = {"__init__", "errors", "hardware", "progress", "csvsafe", "metrics"}
 MAX_TOP_LEVEL_MODULES = 10

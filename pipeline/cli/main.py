@@ -48,6 +48,9 @@ def _register() -> None:
     from pipeline.cli import suggest_cmd
 
     app.command("suggest")(suggest_cmd.suggest)
+    from pipeline.cli import serve_cmd
+
+    app.command("serve")(serve_cmd.serve)
 
 
 _register()

@@ -1,0 +1,1 @@
+"""The results dashboard (``threadstance serve``): a read-only web app over the store."""
