@@ -19,7 +19,8 @@ The API sits on top of the pipeline, beside the CLI (it never imports the CLI): 
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,8 @@ def _plain(value: Any) -> str | None:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-def ingest(paths: Sequence[str | Path], db: str | Path, *, model: Predictor | None = None,
+def ingest(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], db: str | Path, *,
+           model: Predictor | None = None,
            input_format: str = "auto", as_frame: bool = False) -> list[dict[str, Any]] | Any:
     """Ingest thread files (text dumps, WordPress HTML, JSONL; folders are read recursively) into a store.
 
@@ -122,7 +124,8 @@ def ingest(paths: Sequence[str | Path], db: str | Path, *, model: Predictor | No
     ``threadstance reclassify`` store them.
 
     Args:
-        paths: Files or folders.
+        paths: A file or folder (str or Path), or a list of them. In a folder, symbolic links that lead
+            out of it or point nowhere are not read: each is a failed record saying so.
         db: The SQLite store (created when missing).
         model: From :func:`load_model`, to classify and store the items too.
         input_format: ``auto``, ``text``, ``html`` or ``jsonl``.
@@ -138,9 +141,10 @@ def ingest(paths: Sequence[str | Path], db: str | Path, *, model: Predictor | No
     from pipeline.store.db import Store
     from pipeline.store.load import ingest_paths
 
+    files = _path_list(paths)
     out = []
     with Store(db) as store:
-        report = ingest_paths(store, [str(p) for p in paths], input_format)
+        report = ingest_paths(store, files, input_format)
         classified: dict[str, int] = {}
         if model is not None:
             pending = store.pending_items(model.model_version)
@@ -154,6 +158,25 @@ def ingest(paths: Sequence[str | Path], db: str | Path, *, model: Predictor | No
                         "new": f.counts.new, "updated": f.counts.updated, "unchanged": f.counts.unchanged,
                         "classified": classified.get(f.path, 0), "warnings": list(f.warnings), "error": f.error})
     return pd.DataFrame.from_records(out) if as_frame else out
+
+
+def _path_list(paths: Any) -> list[str]:
+    """``paths`` as a list of path strings: one str / Path / bytes is one path (never its characters)."""
+    def one(p: Any) -> str:
+        if isinstance(p, (str, bytes, os.PathLike)):
+            text = os.fsdecode(p)
+            if not text:
+                raise UserError("empty path: name a file or folder (use \".\" for the working directory)")
+            return text
+        raise TypeError(f"paths must be a file or folder path (str or Path) or a list of them, not "
+                        f"{type(p).__name__} {p!r:.60}")
+
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        return [one(paths)]
+    if isinstance(paths, (Mapping, set, frozenset)) or not isinstance(paths, Iterable):
+        raise TypeError(f"paths must be a file or folder path (str or Path) or a list of them, not "
+                        f"{type(paths).__name__}")
+    return [one(p) for p in paths]
 
 
 def read_predictions(db: str | Path, model: Predictor | str | Path | None = None, *, thread: str | None = None,
