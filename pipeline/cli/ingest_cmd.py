@@ -10,10 +10,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipeline.cli.common import DbOption, console, err_console
-from pipeline.ingest.parse import expand_paths
+from pipeline.ingest.paths import scan_paths, shown
 from pipeline.progress import PlainProgress, is_terminal
 from pipeline.store.db import Store
-from pipeline.store.load import IngestReport, ingest_file
+from pipeline.store.load import FileResult, IngestReport, ingest_file
 
 
 def ingest(
@@ -25,26 +25,21 @@ def ingest(
     if fmt not in ("auto", "text", "html", "jsonl"):
         err_console.print(f"[bold red]error:[/] --format {escape(repr(fmt))}: choose auto, text, html or jsonl")
         raise typer.Exit(2)
-    files = expand_paths(paths)
-    report = IngestReport()
-    if not is_terminal(err_console.file) and len(files) >= 5:  # cron, CI, | tee: plain lines, never silent
-        plain = PlainProgress(len(files), "ingest", "files", stream=err_console.file)
-        with Store(db) as store:
+    files, refused = scan_paths(paths)
+    report = IngestReport(files=[FileResult(path=shown(link.path), ok=False, error=link.message) for link in refused])
+    with Store(db) as store:
+        if not is_terminal(err_console.file) and len(files) >= 5:  # cron, CI, | tee: plain lines, never silent
+            plain = PlainProgress(len(files), "ingest", "files", stream=err_console.file)
             for path in files:
                 report.files.append(ingest_file(store, path, fmt))
                 plain.advance()
-        print_report(report, db)
-        if report.failed:
-            raise typer.Exit(1)
-        return
-    with Store(db) as store, Progress(TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(),
-                                      TimeRemainingColumn(), console=err_console,
-                                      disable=len(files) < 5) as progress:
-        task = progress.add_task("ingest", total=len(files))
-        for path in files:
-            result = ingest_file(store, path, fmt)
-            report.files.append(result)
-            progress.advance(task)
+        else:
+            with Progress(TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          console=err_console, disable=len(files) < 5) as progress:
+                task = progress.add_task("ingest", total=len(files))
+                for path in files:
+                    report.files.append(ingest_file(store, path, fmt))
+                    progress.advance(task)
     print_report(report, db)
     if report.failed:
         raise typer.Exit(1)
@@ -58,7 +53,7 @@ def print_report(report: IngestReport, db: Path) -> None:
             err_console.print(f"[bold red]error:[/] {escape(f.error or '')} — file skipped, nothing written", highlight=False,
                               soft_wrap=True)  # one line per message, whatever the terminal width
     ok = [f for f in report.files if f.ok]
-    table = Table(title=escape(f"Ingest summary → {db}"))
+    table = Table(title=escape(f"Ingest summary → {shown(db)}"))
     for col in ("files", "threads", "paragraphs", "comments", "replies", "new", "updated", "unchanged",
                 "warnings", "failed"):
         table.add_column(col, justify="right")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pipeline.errors import UserError
 from pipeline.ingest.model import Thread
+from pipeline.ingest.paths import scan_paths
 from pipeline.ingest.reader import FORMATS, RawInput, detect_format, read_input
 
 
@@ -33,16 +34,9 @@ def parse_file(path: str | Path, fmt: str = "auto") -> tuple[RawInput, list[Thre
 
 
 def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
-    """Files as given; folders expand to their files (sorted, hidden ones skipped)."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        try:
-            is_dir = p.is_dir()
-        except OSError:  # e.g. a name too long: reading it fails later with a clear per-file error
-            is_dir = False
-        if is_dir:
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")
-                              and f.suffix.lower() != ".md"))
-        else:
-            out.append(p)
-    return out
+    """Files as given; folders expand to their files (sorted, hidden ones and ``*.md`` skipped).
+
+    Symbolic links that leave a folder or point nowhere are left out; :func:`pipeline.ingest.paths.scan_paths`
+    also says which and why.
+    """
+    return scan_paths(paths)[0]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import ParseError
+from pipeline.ingest.paths import shown
 
 FORMATS = ("text", "html", "jsonl")
 EXTENSIONS = {".txt": "text", ".text": "text", ".html": "html", ".htm": "html", ".xhtml": "html",
@@ -116,25 +117,25 @@ def _first_bad_utf8(data: bytes) -> int:
 
 def read_input(path: str | Path) -> RawInput:
     """Read and decode a file (see :func:`decode_bytes`); ParseError for missing, empty or binary files."""
-    p = Path(path)
+    p, name = Path(path), shown(path)  # the file is opened by its real name, named by a printable one
     try:
         if not p.exists():
-            raise ParseError("file not found", p)
+            raise ParseError("file not found", name)
         if p.is_dir():
-            raise ParseError("is a folder, not a file", p)
+            raise ParseError("is a folder, not a file", name)
         data = p.read_bytes()
     except OSError as exc:
-        raise ParseError(f"cannot read file: {exc.strerror or exc}", p) from exc
+        raise ParseError(f"cannot read file: {exc.strerror or exc}", name) from exc
     if not data.strip():
-        raise ParseError("file is empty", p)
+        raise ParseError("file is empty", name)
     head = data[:8192]
     if b"\x00" in head:
-        raise ParseError("looks like a binary file (NUL bytes), not text, HTML or JSONL", p)
+        raise ParseError("looks like a binary file (NUL bytes), not text, HTML or JSONL", name)
     nul_at = data.find(b"\x00")
     if nul_at >= 0:
-        raise ParseError(f"NUL byte at byte offset {nul_at}: the file is damaged or binary, not text", p)
-    text, encoding, warnings = decode_bytes(data, p)
-    return RawInput(str(p), text, encoding, hashlib.sha256(data).hexdigest(), warnings)
+        raise ParseError(f"NUL byte at byte offset {nul_at}: the file is damaged or binary, not text", name)
+    text, encoding, warnings = decode_bytes(data, name)
+    return RawInput(name, text, encoding, hashlib.sha256(data).hexdigest(), warnings)
 
 
 def detect_format(raw: RawInput) -> str:

@@ -150,6 +150,9 @@ class RunLog:
             self.fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def __call__(self, message: str, level: str = "info") -> None:
+        from pipeline.ingest.paths import safe_text
+
+        message = safe_text(message)  # a file name that is not UTF-8 is logged with \xNN escapes
         if self.fh:
             for line in message.splitlines() or [""]:
                 self.fh.write(f"{_now()} [{os.getpid()}] {level.upper()} {line}\n")
@@ -188,23 +191,36 @@ class DryRunPlan:
     export: list[str] = field(default_factory=list)
 
 
-def model_version_of(model_dir: str | Path) -> str:
+def model_version_of(model_dir: str | Path,
+                     hint: str = "train one with `threadstance train` or fix `model:` in the schedule config") -> str:
     """The model_version recorded in a model directory's threadstance.json (without loading the weights)."""
     from pipeline.modeling.folder import ModelFolder
 
     folder = ModelFolder(model_dir)
-    folder.require("train one with `threadstance train` or fix `model:` in the schedule config")
+    folder.require(hint)
     return folder.recorded_version()
 
 
-def inbox_files(cfg: ScheduleConfig) -> list[Path]:
-    """Files waiting in the inbox (hidden files, *.md, and *.part/*.tmp still being written are skipped)."""
-    from pipeline.ingest.parse import expand_paths
+def scan_inbox(cfg: ScheduleConfig) -> tuple[list[Path], list[Any]]:
+    """Files waiting in the inbox (hidden files, *.md, and *.part/*.tmp still being written are skipped),
+    and the symbolic links in it, which are never followed (:class:`pipeline.ingest.paths.Refused`).
+
+    Raises:
+        UserError: the inbox folder does not exist (a typo in the config must not look like an empty inbox).
+    """
+    from pipeline.ingest.paths import scan_paths
 
     inbox = Path(cfg.inbox)
     if not inbox.is_dir():
-        return []
-    return [p for p in expand_paths([inbox]) if p.suffix.lower() not in (".part", ".tmp", ".partial")]
+        raise UserError("the inbox folder does not exist (or is not a folder): create it or fix `inbox:` in the "
+                        "schedule config", inbox, key="inbox")
+    files, links = scan_paths([inbox], links="refuse")
+    return [p for p in files if p.suffix.lower() not in (".part", ".tmp", ".partial")], links
+
+
+def inbox_files(cfg: ScheduleConfig) -> list[Path]:
+    """The files of :func:`scan_inbox`."""
+    return scan_inbox(cfg)[0]
 
 
 def _destination(folder: Path, rel: Path) -> Path:
@@ -225,10 +241,13 @@ def plan_dry_run(cfg: ScheduleConfig) -> DryRunPlan:
     """What a run would do, reading only: files to ingest or quarantine, items to classify."""
     from pipeline.inference.classify import items_from_threads
     from pipeline.ingest.parse import parse_raw
+    from pipeline.ingest.paths import shown
     from pipeline.ingest.reader import read_input
     from pipeline.store.db import Store
 
     plan = DryRunPlan(model_version=model_version_of(cfg.model))
+    files, links = scan_inbox(cfg)
+    plan.quarantine.extend((shown(link.path), link.reason) for link in links)
     store = Store.open_readonly(cfg.store) if Path(cfg.store).is_file() else None
     try:
         known: set[str] = store.item_ids() if store else set()
@@ -239,20 +258,20 @@ def plan_dry_run(cfg: ScheduleConfig) -> DryRunPlan:
             plan.existing_pending = store.count_pending(plan.model_version)
             plan.predictions = store.prediction_counts()
         new_ids: set[str] = set()
-        for path in inbox_files(cfg):
+        for path in files:
             try:
                 raw = read_input(path)
                 threads = parse_raw(raw, cfg.input_format)
             except Exception as exc:  # noqa: BLE001 - report every failure as a quarantine
-                plan.quarantine.append((str(path), str(exc)))
+                plan.quarantine.append((shown(path), str(exc)))
                 continue
-            if store and store.source_unchanged(str(path), raw.sha256):
-                plan.unchanged.append(str(path))
+            if store and store.source_unchanged(raw.path, raw.sha256):
+                plan.unchanged.append(raw.path)
                 continue
             items = items_from_threads(threads)
             fresh = {i["item_id"] for i in items} - known - new_ids
             new_ids |= fresh
-            plan.ingest.append((str(path), f"{len(threads)} thread(s), {len(items)} items, {len(fresh)} new"))
+            plan.ingest.append((raw.path, f"{len(threads)} thread(s), {len(items)} items, {len(fresh)} new"))
         plan.new_items = len(new_ids - done)
         plan.items_to_classify = plan.existing_pending + plan.new_items
     finally:
@@ -264,6 +283,7 @@ def plan_dry_run(cfg: ScheduleConfig) -> DryRunPlan:
 
 def run_reclassify(cfg: ScheduleConfig, log: RunLog, store: Any = None) -> RunSummary:
     """One run (the caller holds the lock). Records itself in ``runs``; raises after recording a failure."""
+    from pipeline.ingest.paths import safe_text
     from pipeline.store.db import Store
 
     own_store = store is None
@@ -284,8 +304,8 @@ def run_reclassify(cfg: ScheduleConfig, log: RunLog, store: Any = None) -> RunSu
             _export_snapshot(cfg, store, summary, log)
         except BaseException as exc:
             summary.status = "failed"
-            reason = ("interrupted" if isinstance(exc, KeyboardInterrupt) else
-                      str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}")
+            reason = safe_text("interrupted" if isinstance(exc, KeyboardInterrupt) else
+                               str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}")
             summary.errors.append(reason)
             if not isinstance(exc, (UserError, KeyboardInterrupt, SystemExit)):
                 log(traceback.format_exc().rstrip(), "error")
@@ -310,16 +330,17 @@ def _utc() -> str:
 
 
 def _ingest_inbox(cfg: ScheduleConfig, store: Any, summary: RunSummary, log: RunLog) -> None:
+    from pipeline.ingest.paths import shown
     from pipeline.store.load import ingest_file
 
-    inbox, files = Path(cfg.inbox), inbox_files(cfg)
     c = summary.counts
     for key in ("files_ingested", "files_unchanged", "files_quarantined", "items_new", "items_updated",
                 "items_unchanged"):
         c.setdefault(key, 0)
-    if not inbox.is_dir():
-        log(f"inbox {inbox} does not exist: nothing to ingest", "warning")
-        return
+    inbox = Path(cfg.inbox)
+    files, links = scan_inbox(cfg)
+    for link in links:  # never followed: the link itself is quarantined, so the next run does not meet it
+        _quarantine(cfg, summary, log, link.path, link.path.relative_to(inbox), link.message)
     for path in files:
         rel = path.relative_to(inbox)
         try:
@@ -328,7 +349,7 @@ def _ingest_inbox(cfg: ScheduleConfig, store: Any, summary: RunSummary, log: Run
         except (sqlite3.Error, OSError):
             raise  # the store or the disk, not the file: fail the run and leave the file in the inbox
         except Exception as exc:  # noqa: BLE001 - a parser bug quarantines the file, the run goes on
-            error = f"{path}: internal error while ingesting ({type(exc).__name__}: {exc})"
+            error = f"{shown(path)}: internal error while ingesting ({type(exc).__name__}: {exc})"
             result = None
         if result is not None and result.ok:
             for warning in result.warnings:
@@ -337,24 +358,32 @@ def _ingest_inbox(cfg: ScheduleConfig, store: Any, summary: RunSummary, log: Run
             shutil.move(str(path), dest)
             if result.skipped_unchanged:
                 c["files_unchanged"] += 1
-                log(f"{path}: already ingested with the same content → {dest}")
+                log(f"{shown(path)}: already ingested with the same content → {shown(dest)}")
             else:
                 c["files_ingested"] += 1
                 c["items_new"] += result.counts.new
                 c["items_updated"] += result.counts.updated
                 c["items_unchanged"] += result.counts.unchanged
-                log(f"{path}: {result.counts.threads} thread(s), {result.counts.new} new, {result.counts.updated} "
-                    f"updated, {result.counts.unchanged} unchanged items → {dest}")
+                log(f"{shown(path)}: {result.counts.threads} thread(s), {result.counts.new} new, "
+                    f"{result.counts.updated} updated, {result.counts.unchanged} unchanged items → {shown(dest)}")
             continue
-        dest = _destination(Path(cfg.quarantine), rel)
-        note = dest.with_name(dest.name + ".error.txt")  # written first: a quarantined file always has its reason
-        note.write_text(f"{error}\n\nquarantined by reclassify run {summary.run_id} at {_now()} from {path}\n"
-                        "Fix the file and drop it into the inbox again.\n", encoding="utf-8")
-        shutil.move(str(path), dest)
-        c["files_quarantined"] += 1
-        summary.quarantined.append(str(dest))
-        summary.errors.append(f"quarantined {error}")
-        log(f"quarantined {path} → {dest}: {error}", "error")
+        _quarantine(cfg, summary, log, path, rel, error or "")
+
+
+def _quarantine(cfg: ScheduleConfig, summary: RunSummary, log: RunLog, path: Path, rel: Path, error: str) -> None:
+    """Move ``path`` (a file, or a link itself) to the quarantine folder, its reason written beside it first."""
+    from pipeline.ingest.paths import safe_text, shown
+
+    error = safe_text(error)
+    dest = _destination(Path(cfg.quarantine), rel)
+    note = dest.with_name(dest.name + ".error.txt")  # written first: a quarantined file always has its reason
+    note.write_text(f"{error}\n\nquarantined by reclassify run {summary.run_id} at {_now()} from {shown(path)}\n"
+                    "Fix the file and drop it into the inbox again.\n", encoding="utf-8")
+    shutil.move(str(path), dest)  # a symbolic link is moved as the link, its target untouched
+    summary.counts["files_quarantined"] += 1
+    summary.quarantined.append(shown(dest))
+    summary.errors.append(f"quarantined {error}")
+    log(f"quarantined {shown(path)} → {shown(dest)}: {error}", "error")
 
 
 def _classify_pending(cfg: ScheduleConfig, store: Any, summary: RunSummary, log: RunLog) -> None:

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import UserError
-from pipeline.ingest.parse import expand_paths, parse_file
+from pipeline.ingest.parse import parse_file
+from pipeline.ingest.paths import safe_text, scan_paths, shown
 from pipeline.ingest.reader import detect_format
 from pipeline.store.db import Store, WriteCounts, store_error
 
@@ -43,13 +44,14 @@ class IngestReport:
 
 def ingest_file(store: Store, path: str | Path, fmt: str = "auto") -> FileResult:
     """Parse then write one file atomically; a UserError leaves the store untouched."""
-    result = FileResult(path=str(path), ok=False)
+    name = shown(path)  # printable and storable even when the file name is not UTF-8
+    result = FileResult(path=name, ok=False)
     try:
         raw, threads = parse_file(path, fmt)
         result.fmt = fmt if fmt != "auto" else detect_format(raw)
         result.encoding = raw.encoding
         result.warnings.extend(raw.warnings)
-        if store.source_unchanged(str(path), raw.sha256):
+        if store.source_unchanged(name, raw.sha256):
             result.skipped_unchanged = True
             for thread in threads:
                 result.counts.threads += 1
@@ -70,21 +72,22 @@ def ingest_file(store: Store, path: str | Path, fmt: str = "auto") -> FileResult
                 for kind in ("paragraph", "comment", "reply"):
                     result.kinds[kind] = result.kinds.get(kind, 0) + thread.count(kind)
             result.kinds["threads"] = len(threads)
-            store.record_source(str(path), raw.sha256, result.fmt, raw.encoding, len(threads))
+            store.record_source(name, raw.sha256, result.fmt, raw.encoding, len(threads))
         result.ok = True
     except UserError as exc:
         result.error = str(exc)
     except RecursionError:
-        result.error = f"{path}: nested too deeply to parse"
+        result.error = f"{name}: nested too deeply to parse"
     except MemoryError:
-        result.error = f"{path}: too large to parse in memory"
+        result.error = f"{name}: too large to parse in memory"
     except OSError as exc:
-        result.error = f"{path}: cannot read or write: {exc.strerror or exc}"
+        result.error = f"{name}: cannot read or write: {exc.strerror or exc}"
     except sqlite3.Error as exc:
         result.error = str(store_error(exc, store.path))
     except Exception as exc:  # any other parser failure: skip this file, keep going with the rest
-        result.error = f"{path}: could not be parsed ({type(exc).__name__}: {exc})"
+        result.error = f"{name}: could not be parsed ({type(exc).__name__}: {exc})"
     if not result.ok:
+        result.error = safe_text(result.error or "")  # an exception may quote an undecodable file name
         result.counts = WriteCounts()
         result.thread_ids = []
         result.item_ids = []
@@ -96,7 +99,12 @@ def ingest_paths(store: Store, paths: Sequence[str | Path], fmt: str = "auto",
                  on_file: Callable[[FileResult], None] | None = None) -> IngestReport:
     """Ingest many files; each failure is recorded and the rest still get ingested."""
     report = IngestReport()
-    for path in expand_paths(paths):
+    files, refused = scan_paths(paths)
+    for link in refused:  # links out of a folder, dangling links: one failed entry each, nothing read
+        report.files.append(FileResult(path=shown(link.path), ok=False, error=link.message))
+        if on_file:
+            on_file(report.files[-1])
+    for path in files:
         result = ingest_file(store, path, fmt)
         report.files.append(result)
         if on_file:
