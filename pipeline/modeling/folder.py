@@ -21,10 +21,12 @@ check, but the files the model cannot work without are still required by name.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+import shutil
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,8 +57,18 @@ ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
 ONNX_META_SUFFIX = ".json"  # model.onnx.json: the model_version the export was made from
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")  # without tokenizer.json every word is [UNK]
 ENCODER_FILES = (f"{ENCODER_DIR}/config.json",)
+SAVING_MARK = ".saving-"  # .<run>.saving-<pid>: a model being written beside models/<run>
+REPLACED_MARK = ".replaced-"  # .<run>.replaced-<pid>: the previous model, moved aside for the swap
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
 
 
 class ModelFolder:
@@ -252,14 +264,65 @@ class ModelFolder:
         gold = self.read_json(GOLD_METRICS_FILE) if self.has(GOLD_METRICS_FILE) else None
         return self.write_text(CARD_FILE, render_model_card(metrics, cfg, gold))
 
+    # ---- saving a whole model -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def saving(self) -> Iterator[ModelFolder]:
+        """A new, empty folder beside this one (``.<run>.saving-<pid>``) to write a whole model into.
+
+        When the block finishes, the new folder replaces this one: this one is renamed aside, the new one
+        renamed into place, the old one removed, so a reader sees the old model or the new one, never a
+        mix. If the block raises (disk full, a kill signal turned into an exception), the new folder is
+        removed and this one is left as it was; after a hard kill (``kill -9``) the next save clears it.
+        """
+        parent = self.path.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        self._clear_interrupted_saves()
+        staging = ModelFolder(parent / f".{self.path.name}{SAVING_MARK}{os.getpid()}")
+        shutil.rmtree(staging.path, ignore_errors=True)
+        staging.path.mkdir()
+        try:
+            yield staging
+            old = parent / f".{self.path.name}{REPLACED_MARK}{os.getpid()}"
+            if self.path.exists():
+                os.replace(self.path, old)
+            os.replace(staging.path, self.path)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(staging.path, ignore_errors=True)
+
+    def _clear_interrupted_saves(self) -> None:
+        """Remove what a killed save left beside this folder; put back a model moved aside mid-swap."""
+        prefix = f".{self.path.name}."
+        for p in sorted(q for q in self.path.parent.iterdir() if q.name.startswith(prefix)):
+            mark, _, pid = p.name[len(prefix) - 1:].rpartition("-")
+            if f"{mark}-" not in (SAVING_MARK, REPLACED_MARK) or not pid.isdigit() or _pid_alive(int(pid)):
+                continue
+            if f"{mark}-" == REPLACED_MARK and not self.path.exists():
+                os.replace(p, self.path)  # killed between the two renames: the old model goes back
+            else:
+                shutil.rmtree(p, ignore_errors=True)
+
+    def check_finished(self, meta: dict[str, Any]) -> None:
+        """A folder without ``manifest.json`` loads only in the layout written before manifests existed: its
+        recorded ``model_version`` is still the content hash of its weights and schema. Anything else
+        (a save that died half way, a hand-assembled folder) is refused rather than run with mixed weights."""
+        if self.manifest() is not None:
+            return
+        version, schema = meta.get("model_version"), self.read_schema()
+        if version is None or schema is None or self.content_version(schema) != version:
+            raise UserError(f"model folder has no {MANIFEST_FILE} and its weights do not match its recorded "
+                            f"model_version {version} (an interrupted save or a hand-assembled folder); retrain, "
+                            "or copy the whole model folder again", self.path)
+
     # ---- weights ------------------------------------------------------------------------------
     def save_model(self, model: MultiTaskModel, tokenizer: PreTrainedTokenizerBase) -> None:
-        """Encoder, tokenizer, heads and the label-space meta; starts a new manifest (written by
-        :meth:`write_manifest` once the run's other files are in place)."""
+        """Encoder, tokenizer, heads and the label-space meta into a new folder (from :meth:`saving`); the
+        manifest is written by :meth:`write_manifest` once the run's other files are in place."""
         from safetensors.torch import save_file
 
+        if self.is_model() or self.has(MANIFEST_FILE):
+            raise ValueError(f"{self.path} already holds a model: write a new one through ModelFolder.saving()")
         self.path.mkdir(parents=True, exist_ok=True)
-        self.file(MANIFEST_FILE).unlink(missing_ok=True)
         model.encoder.save_pretrained(self.file(ENCODER_DIR), safe_serialization=True)
         tokenizer.save_pretrained(self.path)
         save_file({k: v.detach().contiguous().cpu() for k, v in model.head_state().items()},
@@ -323,6 +386,7 @@ class ModelFolder:
         if head_missing or unexpected:
             raise UserError(f"model heads do not match {MODEL_META}: missing {head_missing}, "
                             f"unexpected {unexpected}", self.file(HEADS_FILE))
+        self.check_finished(meta)
         return model.to(device).eval(), self.load_tokenizer(verified=True)
 
     def content_version(self, schema: LabelSchema) -> str:

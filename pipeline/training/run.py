@@ -149,41 +149,43 @@ def save_run(cfg: RunConfig, model: MultiTaskModel, tokenizer: Any, spec: InputS
              devs: list[DevSet], counts: dict[str, Any], dev_metrics: dict[str, Any], train_seconds: float,
              device: torch.device, extra: dict[str, Any], log_history: list[dict]) -> str:
     """Write the model directory (weights, tokenizer, meta, config, metrics, card); returns model_version."""
-    out = cfg.output_dir
-    folder = ModelFolder(out)
-    folder.save_model(model, tokenizer)
-    meta = folder.read_meta()
-    meta.update({"input": spec.__dict__, "none_class": schema.none_class, "schema_name": schema.name,
-                 "run_name": cfg.run_name})
-    if cfg.calibration.temperature:
-        meta["temperature"] = {**cfg.calibration.temperature, "fitted_on": cfg.calibration.fitted_on}
-    folder.write_meta(meta)
-    calibration = None
-    cal_set = next((d for d in devs if d.name == cfg.training.calibrate), None)
-    if cal_set is not None:
-        from pipeline.training.calibration import calibrate_model_dir
+    # written beside the old model and renamed into place whole (issue 24): a save that dies half way
+    # leaves the previous model as it was
+    with ModelFolder(cfg.output_dir).saving() as folder:
+        folder.save_model(model, tokenizer)
+        meta = folder.read_meta()
+        meta.update({"input": spec.__dict__, "none_class": schema.none_class, "schema_name": schema.name,
+                     "run_name": cfg.run_name})
+        if cfg.calibration.temperature:
+            meta["temperature"] = {**cfg.calibration.temperature, "fitted_on": cfg.calibration.fitted_on}
+        folder.write_meta(meta)
+        calibration = None
+        cal_set = next((d for d in devs if d.name == cfg.training.calibrate), None)
+        if cal_set is not None:
+            from pipeline.training.calibration import calibrate_model_dir
 
-        calibration = calibrate_model_dir(out, cal_set.records, schema, cal_set.name)
-    version = folder.content_version(schema)
-    folder.update_meta(model_version=version)
-    folder.write_schema(schema)
-    folder.write_config(cfg)
-    oof_table = build_oof_table(cfg, schema)  # misclassification rates for `trends` (calibration.oof_predictions)
-    if oof_table is not None:
-        folder.write_oof_table(oof_table)
-    hardware = {"device": str(device), "cpu": cpu_name(), "torch_threads": torch.get_num_threads(),
-                "cpu_count": os.cpu_count(),
-                "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                "torch": torch.__version__}
-    if device.type == "cuda":
-        hardware["gpu"] = torch.cuda.get_device_name(0)
-    summary = {"run_name": cfg.run_name, "model_version": version, "seed": cfg.seed, "base_model": cfg.model.base,
-               "train_seconds": round(train_seconds, 1), "hardware": hardware, "counts": counts,
-               "selection_dev_set": None, "best_step": None, "dev": dev_metrics, "dev_history": [],
-               **extra, "calibration": calibration, "oof_table": oof_summary(oof_table, OOF_TABLE_FILE),
-               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    folder.write_json(METRICS_FILE, summary)
-    folder.write_train_log(log_history)
-    folder.write_card()
-    folder.write_manifest()
+            folder.write_manifest()  # the weights are final: calibration loads them through the checked path
+            calibration = calibrate_model_dir(folder.path, cal_set.records, schema, cal_set.name)
+        version = folder.content_version(schema)
+        folder.update_meta(model_version=version)
+        folder.write_schema(schema)
+        folder.write_config(cfg)
+        oof_table = build_oof_table(cfg, schema)  # misclassification rates for `trends` (calibration.oof_predictions)
+        if oof_table is not None:
+            folder.write_oof_table(oof_table)
+        hardware = {"device": str(device), "cpu": cpu_name(), "torch_threads": torch.get_num_threads(),
+                    "cpu_count": os.cpu_count(),
+                    "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "torch": torch.__version__}
+        if device.type == "cuda":
+            hardware["gpu"] = torch.cuda.get_device_name(0)
+        summary = {"run_name": cfg.run_name, "model_version": version, "seed": cfg.seed, "base_model": cfg.model.base,
+                   "train_seconds": round(train_seconds, 1), "hardware": hardware, "counts": counts,
+                   "selection_dev_set": None, "best_step": None, "dev": dev_metrics, "dev_history": [],
+                   **extra, "calibration": calibration, "oof_table": oof_summary(oof_table, OOF_TABLE_FILE),
+                   "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        folder.write_json(METRICS_FILE, summary)
+        folder.write_train_log(log_history)
+        folder.write_card()
+        folder.write_manifest()
     return version
