@@ -18,6 +18,7 @@ from jinja2 import Environment, PackageLoader, Template
 from markupsafe import Markup
 
 from pipeline.config.schema import LabelSchema
+from pipeline.csvsafe import neutralise
 from pipeline.reporting.sections import (
     POOLED,
     calibration_blocks,
@@ -81,10 +82,11 @@ def error_evidence(predictor: Any, es: EvalSet, model: SystemOutput, schema: Lab
 
 
 def write_errors_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """errors.csv; text cells a spreadsheet would run as a formula are neutralised (:mod:`pipeline.csvsafe`)."""
     with open(path, "w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=ERROR_COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: neutralise(v) for k, v in row.items()} for row in rows)
 
 
 # ---- figures ---------------------------------------------------------------------------------------------
@@ -146,8 +148,20 @@ def plot_reliability(path: Path, calibration: dict[str, dict[str, Any]], fields:
 Block = tuple
 
 
+def _md_html(text: str) -> str:
+    """``&``, ``<`` and ``>`` as entities: Markdown renderers pass raw HTML through (item text may hold
+    ``<script>``); report.html is escaped by its template."""
+    return html.escape(text, quote=False)
+
+
+def _md_text(text: Any) -> str:
+    """Report prose: HTML escaped outside `code` spans (a code span shows its text literally)."""
+    parts = re.split(r"(`[^`]+`)", str(text))
+    return "".join(part if i % 2 else _md_html(part) for i, part in enumerate(parts))
+
+
 def _md_cell(x: Any) -> str:
-    return str(x).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return _md_html(str(x)).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
 def render_markdown(blocks: list[Block]) -> str:
@@ -155,11 +169,11 @@ def render_markdown(blocks: list[Block]) -> str:
     for b in blocks:
         kind = b[0]
         if kind == "h":
-            out += ["#" * b[1] + " " + b[2], ""]
+            out += ["#" * b[1] + " " + _md_text(b[2]), ""]
         elif kind == "p":
-            out += [b[1], ""]
+            out += [_md_text(b[1]), ""]
         elif kind == "ul":
-            out += [f"- {x}" for x in b[1]] + [""]
+            out += [f"- {_md_text(x)}" for x in b[1]] + [""]
         elif kind == "table":
             headers, rows = b[1], b[2]
             out.append("| " + " | ".join(_md_cell(h) for h in headers) + " |")
