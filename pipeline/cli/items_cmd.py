@@ -14,6 +14,7 @@ from pipeline.cli.common import DbOption, console
 from pipeline.csvsafe import safe_frame
 from pipeline.data.selection import open_existing_store
 from pipeline.errors import UserError
+from pipeline.store.outfile import atomic_output
 
 app = typer.Typer(help="Inspect and export stored items.", no_args_is_help=True)
 EXPORT_COLUMNS = ["item_id", "thread_id", "kind", "parent_id", "position", "depth", "author", "posted_at",
@@ -43,30 +44,29 @@ def export(
 
 
 def write_records(records: list[dict], out: Path | None, fmt: str) -> None:
-    """Write dict records as jsonl/csv/parquet to ``out`` (or stdout for text formats)."""
+    """Write dict records as jsonl/csv/parquet to ``out`` (whole or not at all) or stdout for text formats."""
     if fmt == "jsonl":
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         if out is None:
-            typer.echo(text, nl=False)
-        else:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(text, encoding="utf-8")
+            typer.echo("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), nl=False)
+            return
+        with atomic_output(out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+            for r in records:
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
         return
     frame = pd.DataFrame.from_records(records)
     for col in frame.columns:
         if frame[col].map(lambda v: isinstance(v, (list, dict))).any():
             frame[col] = frame[col].map(lambda v: json.dumps(v, ensure_ascii=False)
                                         if isinstance(v, (list, dict)) else v)
-    if fmt == "csv":
-        if out is None:
-            typer.echo(safe_frame(frame).to_csv(index=False), nl=False)
+    if fmt == "csv" and out is None:
+        typer.echo(safe_frame(frame).to_csv(index=False), nl=False)
+        return
+    assert out is not None
+    with atomic_output(out) as tmp:
+        if fmt == "csv":
+            safe_frame(frame).to_csv(tmp, index=False)
         else:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            safe_frame(frame).to_csv(out, index=False)
-    else:
-        assert out is not None
-        out.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_parquet(out, index=False)
+            frame.to_parquet(tmp, index=False)
 
 
 @app.command("show")

@@ -148,29 +148,37 @@ def write_records(records: Sequence[Mapping[str, Any]], out: str | Path | None, 
         raise UserError(f"--format {fmt!r}: choose {', '.join(EXPORT_FORMATS)}")
     if out is None and fmt in ("parquet", "hf"):
         raise UserError(f"--format {fmt} needs --out {'FOLDER' if fmt == 'hf' else 'FILE'}")
-    out = Path(out) if out is not None else None
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "jsonl":
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        if out is None:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-        else:
-            out.write_text(text, encoding="utf-8")
-    elif fmt == "csv":
+    if fmt == "hf":
+        _write_hf(records, Path(str(out)))
+        return
+    if out is None:
         from pipeline.csvsafe import safe_frame
 
-        text = safe_frame(records_frame(records)).to_csv(index=False) if records else ""
-        if out is None:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+        if fmt == "jsonl":
+            text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
         else:
-            out.write_text(text, encoding="utf-8")
-    elif fmt == "parquet":
-        records_frame(records).to_parquet(out, index=False)
-    else:
-        _write_hf(records, out)
+            text = safe_frame(records_frame(records)).to_csv(index=False) if records else ""
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    write_records_file(records, Path(out), fmt)
+
+
+def write_records_file(records: Sequence[Mapping[str, Any]], out: Path, fmt: str) -> None:
+    """jsonl, csv or parquet into ``out``, whole or not at all (:func:`pipeline.store.outfile.atomic_output`)."""
+    from pipeline.csvsafe import safe_frame
+    from pipeline.store.outfile import atomic_output
+
+    with atomic_output(out) as tmp:
+        if fmt == "jsonl":
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for r in records:
+                    fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+        elif fmt == "csv":
+            tmp.write_text(safe_frame(records_frame(records)).to_csv(index=False) if records else "",
+                           encoding="utf-8")
+        else:
+            records_frame(records).to_parquet(tmp, index=False)
 
 
 def _write_hf(records: Sequence[Mapping[str, Any]], out: Path) -> None:
@@ -181,13 +189,19 @@ def _write_hf(records: Sequence[Mapping[str, Any]], out: Path) -> None:
 
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "dataset_info.json").is_file())):
         raise UserError("--format hf writes a folder: this path exists and is not a datasets folder", out)
+    from pipeline.store.outfile import output_error
+
     tmp = out.with_name(f".{out.name}.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         datasets.Dataset.from_list([dict(r) for r in records]).save_to_disk(str(tmp))
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise output_error(exc, out) from exc
     finally:
         if bars:
             datasets.enable_progress_bars()

@@ -1,0 +1,43 @@
+"""Output files written whole or not at all: a temporary file beside the target, renamed onto it on success.
+
+A full disk (or any other write error) removes the temporary file, keeps what was at the target before, and
+becomes one :class:`~pipeline.errors.UserError` line naming the target file.
+"""
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pipeline.errors import UserError
+
+
+def output_error(exc: OSError, path: str | Path) -> UserError:
+    """A one-line error naming the output file ``path`` (whatever file the OSError itself names)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return UserError("disk full: the output file could not be written; nothing was written there "
+                         "(free space and rerun)", path)
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return UserError(f"cannot write the output file: {reason}; nothing was written there", path)
+
+
+@contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` to write; on success it is flushed to disk and renamed onto
+    ``path``. On an error it is removed, ``path`` is left as it was, and an OSError becomes a UserError."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield tmp
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise output_error(exc, path) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
