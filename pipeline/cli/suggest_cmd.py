@@ -55,7 +55,8 @@ def suggest(
     label_files = list(labels or [])
     if gold is not None or DEFAULT_GOLD.is_file():
         label_files.append(gold or DEFAULT_GOLD)
-    labelled = labelled_item_ids(label_files)
+    labelled = labelled_item_ids(label_files, warn=lambda msg: err_console.print(
+        f"[yellow]warning:[/] {escape(msg)}", highlight=False, soft_wrap=True))
     with open_existing_store(db) as store:
         items = unlabelled_items(store, labelled, parse_filters(filters))
         left_out = len(labelled & set(store.item_ids()))  # labelled items of this store, not of the label files

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -379,4 +380,47 @@ def labelled_ids(path: str | Path) -> set[str]:
             continue
         if isinstance(obj, dict) and isinstance(obj.get("item_id"), str):
             out.add(obj["item_id"])
+    return out
+
+
+_ITEM_ID = re.compile(r'"item_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def read_labelled_ids(path: str | Path, warn: Callable[[str], None] | None = None) -> set[str]:
+    """Item ids that have a line in the label file ``path`` (strict, for ``suggest``).
+
+    A line that is not a JSON object with a string ``item_id`` raises a UserError naming the file and
+    line. The one exception is a last line without a newline that does not parse (a write cut short):
+    ``warn`` gets a line naming the file, line and item, and that item counts as unlabelled.
+    """
+    p = Path(path)
+    try:
+        ends_whole = p.read_bytes().endswith(b"\n")
+    except OSError:
+        ends_whole = True  # _read_lines says why
+    lines = _read_lines(p)
+    last = max((n for n, raw in enumerate(lines, start=1) if raw.strip()), default=0)
+    out: set[str] = set()
+    for lineno, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+            problem = None
+        except json.JSONDecodeError as exc:
+            obj, problem = None, f"invalid JSON: {exc.msg} (column {exc.colno})"
+        if problem and lineno == last and not ends_whole:
+            found = _ITEM_ID.search(raw)
+            item = f"item {found.group(1)}" if found else "the item on it"
+            if warn is not None:
+                warn(f"{p}:{lineno}: the last line is cut short (a write that did not finish): {item} is not "
+                     "counted as labelled")
+            continue
+        if problem is None and not isinstance(obj, dict):
+            problem = f"expected a JSON object with an item_id, got {type(obj).__name__}"
+        elif problem is None and not isinstance(obj.get("item_id"), str):
+            problem = "no item_id (a string) on this line"
+        if problem:
+            raise UserError(f"not a label file line: {problem}", p, lineno)
+        out.add(obj["item_id"])
     return out

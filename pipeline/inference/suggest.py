@@ -231,15 +231,16 @@ def ranked_ids(predictor: Any, items: Sequence[Any], n: int | None = None, strat
 
 # ---- store + label files ---------------------------------------------------------------------------------
 
-def labelled_item_ids(label_files: Iterable[str | Path]) -> set[str]:
-    """Item ids with a line in any of the label files (each must exist)."""
-    from pipeline.data.labels import labelled_ids
+def labelled_item_ids(label_files: Iterable[str | Path], warn: Callable[[str], None] | None = None) -> set[str]:
+    """Item ids with a line in any of the label files (each must exist; a malformed line is a UserError
+    naming file:line, a cut-short last line goes to ``warn``: :func:`pipeline.data.labels.read_labelled_ids`)."""
+    from pipeline.data.labels import read_labelled_ids
 
     out: set[str] = set()
     for path in label_files:
         if not Path(path).is_file():
             raise UserError("label file not found", path)
-        out |= labelled_ids(path)
+        out |= read_labelled_ids(path, warn)
     return out
 
 
