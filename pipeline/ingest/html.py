@@ -281,6 +281,7 @@ MAX_HTML_CHARS = 32_000_000
 _VOID = frozenset("area base br col embed hr img input keygen link meta param source track wbr".split())
 # End tags the parser supplies itself (<li><li> are siblings): never counted as nesting
 _IMPLIED_END = frozenset("p li dt dd option optgroup tr td th thead tbody tfoot colgroup caption rb rt rtc rp".split())
+_FOREIGN = ("svg", "math")
 _TAG = re.compile(r"<!--.*?(?:-->|\Z)|<(script|style|textarea|title|xmp|noembed|noframes)\b[^<>]*>.*?(?:</\1\s*>|\Z)"
                   r"|<(/?)([A-Za-z][^\s/<>]*)([^<>]*)", re.S | re.I)
 
@@ -299,7 +300,7 @@ def html_shape(text: str) -> HtmlShape:
 
     An end tag closes the innermost open element of its name and everything opened after it (as the
     parser does); an end tag with no open element of that name is ignored, so stray end tags cannot
-    hide nesting. Void elements, self-closing tags and elements whose end tag is implied never nest.
+    hide nesting. Void elements, self-closing SVG/MathML tags and elements whose end tag is implied never nest.
     Comments and the content of ``script``/``style``/``textarea``/``title`` are skipped.
     """
     stack: list[str] = []
@@ -322,8 +323,10 @@ def html_shape(text: str) -> HtmlShape:
                         break
             continue
         elements += 1
-        if name in _VOID or name in _IMPLIED_END or match.group(4).rstrip().endswith("/"):
+        if name in _VOID or name in _IMPLIED_END:
             continue
+        if match.group(4).rstrip().endswith("/") and (name in _FOREIGN or any(open_count.get(f) for f in _FOREIGN)):
+            continue  # <path/> closes itself only in SVG / MathML; the parser ignores the slash in <div/>
         stack.append(name)
         open_count[name] = open_count.get(name, 0) + 1
         if len(stack) > depth:
