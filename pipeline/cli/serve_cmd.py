@@ -46,6 +46,9 @@ def serve(
     counts = dash.index.counts()
     err_console.print(f"indexed {counts['items']:,} items ({counts['classified']:,} classified by "
                       f"{dash.version or 'no model'}) in {time.perf_counter() - start:.1f} s", highlight=False)
+    import threading
+
+    threading.Thread(target=dash.warm, name="warm-trends", daemon=True).start()  # first trend views cached
     shown = f"[{host}]" if ":" in host else host
     err_console.print(f"dashboard: http://{shown}:{port}/  (Ctrl+C stops it)", highlight=False)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -12,6 +12,7 @@ items costs a few index lookups. The copy is rebuilt when another process commit
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +25,7 @@ from pipeline.store.records import load_record
 
 KINDS = ("paragraph", "comment", "reply")
 COUNT_CAP = 100_000  # a filtered count stops here ("100,000+"), so a text search never scans twice
-SORTS = {"date": "f.date DESC, f.item_id", "date_asc": "f.date, f.item_id", "thread": "f.thread_id, f.position",
+SORTS = {"date": "f.date DESC, f.item_id DESC", "date_asc": "f.date, f.item_id", "thread": "f.thread_id, f.position",
          "confidence": "f.conf, f.item_id"}
 
 
@@ -55,6 +56,12 @@ class ItemFilter:
     since: str | None = None
     until: str | None = None
     text: str | None = None
+
+
+def _phrase(text: str) -> str | None:
+    """An FTS5 phrase query for the words of ``text`` (None without a word; no operator reaches FTS5)."""
+    words = re.findall(r"\w+", text)
+    return '"' + " ".join(words) + '"' if words else None
 
 
 def _like(text: str) -> str:
@@ -167,6 +174,8 @@ class BrowseIndex:
         for col in ("thread_id, position", "date, item_id", "kind", "s_label, s_prob", "item_id",
                     *(f"t{j}_label, t{j}_prob" for j in range(len(schema.targets)))):
             c.execute(f"CREATE INDEX flat_{col.split(',')[0]} ON flat({col})")
+        c.execute("CREATE VIRTUAL TABLE flat_fts USING fts5(text, content='flat', content_rowid='rid')")
+        c.execute("INSERT INTO flat_fts(flat_fts) VALUES ('rebuild')")
         shares = "".join(f", AVG(t{j}_label = ?) AS t{j}_{k}" for j in range(len(schema.targets))
                          for k in range(len(schema.stance)))
         c.execute("CREATE TABLE thread_stats AS SELECT f.thread_id, t.title, t.article_date, COUNT(*) AS n, "
@@ -210,9 +219,13 @@ class BrowseIndex:
             if value:
                 where.append(cond)
                 args.append(value)
-        if f.text:
-            where.append("f.text LIKE ? ESCAPE '\\'")
-            args.append(_like(f.text))
+        if f.text:  # every word of the text, in this order (full-text index of the flat copy)
+            phrase = _phrase(f.text)
+            if phrase is None:
+                where.append("0")
+            else:
+                where.append("f.rid IN (SELECT rowid FROM flat_fts WHERE flat_fts MATCH ?)")
+                args.append(phrase)
         return (" WHERE " + " AND ".join(where)) if where else "", args, conf
 
     def count_items(self, f: ItemFilter, cap: int = COUNT_CAP) -> int:
@@ -224,8 +237,10 @@ class BrowseIndex:
         """One page of matching items with their thread title and the filtered head's confidence."""
         where, args, conf = self._where(f)
         order = SORTS.get(sort, SORTS["date"]).replace("f.conf", conf)
-        rows = self._q(f"SELECT f.*, {conf} AS conf, t.title FROM flat f JOIN s.threads t ON t.thread_id = f.thread_id"
-                       f"{where} ORDER BY {order} LIMIT ? OFFSET ?", [*args, int(limit), int(offset)])
+        # the page is chosen on the flat copy's indexes alone, then joined with its thread titles
+        rows = self._q(f"SELECT f.*, {conf} AS conf, t.title FROM flat f JOIN s.threads t ON t.thread_id = f.thread_id "
+                       f"WHERE f.rid IN (SELECT f.rid FROM flat f{where} ORDER BY {order} LIMIT ? OFFSET ?) "
+                       f"ORDER BY {order}", [*args, int(limit), int(offset)])
         return [self._row(r) for r in rows]
 
     def _row(self, r: sqlite3.Row) -> dict[str, Any]:

@@ -37,6 +37,7 @@ class TrendView:
     notes: list[str]
     corrected: bool
     seconds: float
+    rendered: dict[str, str] = field(default_factory=dict)  # page HTML by address, and the CSV
 
 
 @dataclass
@@ -169,6 +170,13 @@ class Dashboard:
         frame, more = trend_frame(items, self.model.tables, min_confidence=q.min_confidence,
                                   min_items=self.min_items, n_boot=self.n_boot)
         return TrendView(frame, notes + more, self.model.tables is not None, 0.0)
+
+    def warm(self) -> None:
+        """Compute the unfiltered trend tables and the label-next ranking (serve runs this at start)."""
+        if self.version:
+            for by in ("month", "quarter", "year"):
+                self.trends(TrendQuery(by=by))
+            self.ranking()
 
     # ---- label next ---------------------------------------------------------------------------------
     def labelled(self) -> set[str]:

@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup
 
-from pipeline.web.common import BadRequest, choice, kinds, opt_date, opt_prob, render
+from pipeline.web.common import BadRequest, choice, env, kinds, opt_date, opt_prob, render
 from pipeline.web.state import TrendQuery
 
 router = APIRouter()
@@ -44,9 +45,14 @@ def trends_page(request: Request, by: str | None = None, kind: list[str] = Query
     dash = request.app.state.dash
     q = _query(request, by, kind, thread, since, until, min_confidence)
     view = dash.trends(q) if dash.version else None
-    return render(request, "trends.html", q=q, view=view, periods=PERIODS,
-                  charts=_chart_data(view.frame) if view is not None else {},
-                  csv_query=str(request.url.query))
+    query = str(request.url.query)
+    html = view.rendered.get(query) if view is not None else None
+    if html is None:  # the charts' data and the table are rendered once per cached view and address
+        html = env.get_template("trends_results.html").render(
+            dash=dash, view=view, charts=_chart_data(view.frame) if view is not None else {}, csv_query=query)
+        if view is not None:
+            view.rendered[query] = html
+    return render(request, "trends.html", q=q, periods=PERIODS, results_html=Markup(html))
 
 
 @router.get("/trends.csv")
@@ -59,6 +65,9 @@ def trends_csv(request: Request, by: str | None = None, kind: list[str] = Query(
     if not dash.version:
         raise BadRequest("no predictions in the store yet (run `threadstance reclassify` or `predict --db`)")
     q = _query(request, by, kind, thread, since, until, min_confidence)
-    text = safe_frame(dash.trends(q).frame).to_csv(index=False)
+    view = dash.trends(q)
+    if "csv" not in view.rendered:
+        view.rendered["csv"] = safe_frame(view.frame).to_csv(index=False)
+    text = view.rendered["csv"]
     return Response(text, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="trends_{q.by}.csv"'})
