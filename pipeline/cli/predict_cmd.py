@@ -68,11 +68,15 @@ def predict(
         raise UserError("--db stores ingested files, and stdin (-) is not a file: save it to a file and pass "
                         "its path")
     if db is not None:
+        from pipeline.jobs.schedule import model_version_of
         from pipeline.store.db import Store
 
+        # The model is checked (and loaded) before anything is written: a missing or damaged --model
+        # must not leave the files' items in the store without predictions.
+        model_version_of(model, "pass a trained model folder with --model (train one with `threadstance train`)")
+        predictor = load_predictor(model, device, batch_size, backend, threads, max_batch_tokens, precision)
         with Store(db) as store:
-            records, failed = _predict_into_store(store, paths, input_format, model, device, batch_size,
-                                                  backend, threads, max_batch_tokens, precision)
+            records, failed = _predict_into_store(store, paths, input_format, predictor)
         write_output([apply_min_confidence(r, min_confidence) for r in records], fmt, out)
         _report_failures(failed, escape)
         return
@@ -120,9 +124,8 @@ def _report_failures(failed: list[str], escape: Any) -> None:
         raise typer.Exit(1)
 
 
-def _predict_into_store(store: Any, paths: list[str], input_format: str, model: Path, device: str,
-                        batch_size: int, backend: str, threads: int | None, max_batch_tokens: int,
-                        precision: str) -> tuple[list[dict[str, Any]], list[str]]:
+def _predict_into_store(store: Any, paths: list[str], input_format: str,
+                        predictor: Any) -> tuple[list[dict[str, Any]], list[str]]:
     """Ingest every file (one transaction each), classify the items of the ingested files that have no
     prediction of their current text from this model (as reclassify does), record a ``predict`` run, and
     return the stored records of the files' items in file order, plus the files that failed."""
@@ -149,9 +152,7 @@ def _predict_into_store(store: Any, paths: list[str], input_format: str, model: 
         if not failed:
             err_console.print("no items to classify", highlight=False)
         return [], failed
-    from pipeline.jobs.schedule import model_version_of
-
-    version = model_version_of(model)
+    version = predictor.model_version
     counts: dict[str, Any] = {"files_ingested": sum(1 for f in report.files if f.ok and not f.skipped_unchanged),
                               "files_unchanged": sum(1 for f in report.files if f.skipped_unchanged),
                               "files_failed": len(failed), "items_new": sum(f.counts.new for f in report.files),
@@ -163,10 +164,6 @@ def _predict_into_store(store: Any, paths: list[str], input_format: str, model: 
         started = time.perf_counter()
         stored = StoredCounts()
         if pending:
-            predictor = load_predictor(model, device, batch_size, backend, threads, max_batch_tokens, precision)
-            if predictor.model_version != version:
-                raise UserError(f"the model directory changed while predicting ({version} → "
-                                f"{predictor.model_version})", model)
             started = time.perf_counter()
             stored = classify_into_store(predictor, store, pending, run_id, _progress_callback(len(pending)))
         seconds = time.perf_counter() - started
