@@ -1,0 +1,286 @@
+"""Reliability probes, round 3 (issue 24): ingest and the reclassify inbox.
+
+One path given as a string, deeply nested HTML, non-UTF-8 file names, symbolic links, a missing inbox and
+``predict --db`` with a missing model: documented exit codes, one clear line, no traceback, nothing half
+written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import cli  # the console entry point as a test helper
+
+DUMP = """Care workers say no to the Ofsted plan
+
+A short standfirst
+
+The first body paragraph about the plan.
+
+1 Response to Care workers say no to the Ofsted plan
+
+  1. Reader One June 28, 2016 at 1:00 pm #
+
+    A first comment about the plan
+"""
+SECRET = DUMP.replace("Care workers say no", "Secret payroll figures")
+
+
+def _threads(db: Path) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        return [row[0] for row in conn.execute("SELECT title FROM threads ORDER BY title")]
+
+
+def _sources(db: Path) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        return [row[0] for row in conn.execute("SELECT path FROM sources ORDER BY path")]
+
+
+def _error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("error:")]
+
+
+def _schedule(root: Path, model: Path, **changes: str) -> Path:
+    cfg = {"inbox": str(root / "inbox"), "processed": str(root / "processed"),
+           "quarantine": str(root / "quarantine"), "store": str(root / "store.sqlite"), "model": str(model),
+           "export": str(root / "export"), "lock_file": str(root / "run.lock"), "log_file": str(root / "run.log"),
+           "device": "cpu", **changes}
+    path = root / "schedule.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    return path
+
+
+def _runs(db: Path) -> list[tuple[str, list[str]]]:
+    with sqlite3.connect(db) as conn:
+        return [(s, json.loads(e or "[]")) for s, e in conn.execute("SELECT status, errors FROM runs ORDER BY run_id")]
+
+
+# ---- 1: api.ingest with one path ---------------------------------------------------------------------
+@pytest.mark.parametrize("as_path", [False, True])
+def test_api_ingest_takes_one_str_or_path_as_one_file(tmp_path, monkeypatch, as_path):
+    from pipeline import api
+
+    (tmp_path / "thread.txt").write_text(DUMP, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # "." among the characters of "thread.txt" would ingest this folder
+    records = api.ingest(Path("thread.txt") if as_path else "thread.txt", db=tmp_path / "s.sqlite")
+    assert [(r["path"], r["ok"]) for r in records] == [("thread.txt", True)]
+    assert _threads(tmp_path / "s.sqlite") == ["Care workers say no to the Ofsted plan"]
+
+
+@pytest.mark.parametrize("paths", [42, None, [42], {"a": 1}, [b"x", None]])
+def test_api_ingest_refuses_paths_that_are_not_paths_with_a_clear_type_error(tmp_path, paths):
+    from pipeline import api
+
+    with pytest.raises(TypeError, match=r"paths must be a file or folder path \(str or Path\)"):
+        api.ingest(paths, db=tmp_path / "s.sqlite")
+    assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_api_ingest_refuses_an_empty_path_instead_of_reading_the_working_directory(tmp_path, monkeypatch):
+    from pipeline import api
+    from pipeline.errors import UserError
+
+    (tmp_path / "thread.txt").write_text(DUMP, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="empty path"):
+        api.ingest(["thread.txt", ""], db=tmp_path / "s.sqlite")
+    assert not (tmp_path / "s.sqlite").exists()
+
+
+# ---- 2: deeply nested HTML ---------------------------------------------------------------------------
+def _nested_page(depth: int) -> str:
+    return ("<html><head><title>Deep</title></head><body><article><div class='entry-content'>"
+            + "<div>" * depth + "<p>x</p>" + "</div>" * depth + "</div></article></body></html>")
+
+
+def test_html_nested_deeper_than_the_limit_is_refused_before_the_parse(tmp_path):
+    from pipeline.ingest.html import MAX_HTML_DEPTH
+    from pipeline.store.db import Store
+    from pipeline.store.load import ingest_file
+
+    deep = tmp_path / "deep.html"
+    deep.write_text(_nested_page(60_000), encoding="utf-8")  # the old parse took ~8 s (grows with depth²)
+    started = time.perf_counter()
+    with Store(tmp_path / "s.sqlite") as store:
+        result = ingest_file(store, deep)
+    assert time.perf_counter() - started < 3
+    assert not result.ok
+    assert f"nested 60004 deep, the limit is {MAX_HTML_DEPTH}" in result.error and str(deep) in result.error
+    assert "\n" not in result.error
+
+
+def test_html_limits_count_real_nesting_not_stray_end_tags_or_void_elements():
+    from pipeline.ingest.html import MAX_HTML_DEPTH, html_shape
+
+    assert html_shape("<div></x>" * (MAX_HTML_DEPTH + 5)).depth == MAX_HTML_DEPTH + 5  # stray ends: no bypass
+    assert html_shape("<div/>" * 600).depth == 600  # the parser ignores the slash outside SVG
+    assert html_shape("<svg>" + "<path d='M0'/>" * 600 + "</svg>").depth == 1
+    page = "<ul>" + "<li><p>a<br><img src=x>" * 5000 + "</ul><!-- <div><div> --><script>'<div>'</script>"
+    assert html_shape(page).depth == 1 and html_shape(page).elements == 1 + 4 * 5000 + 1
+
+
+def test_html_larger_than_the_limits_is_refused_with_sizes_named(tmp_path, monkeypatch):
+    from pipeline.ingest import html
+    from pipeline.store.db import Store
+    from pipeline.store.load import ingest_file
+
+    page = tmp_path / "big.html"
+    page.write_text(_nested_page(3), encoding="utf-8")
+    monkeypatch.setattr(html, "MAX_HTML_CHARS", 100)
+    with Store(tmp_path / "s.sqlite") as store:
+        too_big = ingest_file(store, page)
+        monkeypatch.setattr(html, "MAX_HTML_CHARS", 10_000_000)
+        monkeypatch.setattr(html, "MAX_HTML_ELEMENTS", 5)
+        too_many = ingest_file(store, page)
+    assert not too_big.ok and "the limit is 100 characters" in too_big.error
+    assert not too_many.ok and "elements, the limit is 5" in too_many.error
+
+
+def test_ingest_cli_skips_a_deeply_nested_page_with_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
+    (tmp_path / "good.txt").write_text(DUMP, encoding="utf-8")
+    (tmp_path / "deep.html").write_text(_nested_page(30_000), encoding="utf-8")
+    code, _, err = cli(["ingest", tmp_path / "deep.html", tmp_path / "good.txt", "--db", tmp_path / "s.sqlite"],
+                       monkeypatch, capsys)
+    assert code == 1 and "Traceback" not in err
+    (line,) = _error_lines(err)
+    assert "deep.html" in line and "nested 30004 deep" in line
+    assert _threads(tmp_path / "s.sqlite") == ["Care workers say no to the Ofsted plan"]
+
+
+# ---- 3: file names that are not UTF-8 ----------------------------------------------------------------
+LATIN1_NAME = os.fsdecode(b"caf\xe9.txt")  # the name as Python sees it on Linux: "caf\udce9.txt"
+
+
+def test_ingest_of_a_latin1_named_file_ingests_it_and_names_it_with_escapes(tmp_path, monkeypatch, capsys):
+    (tmp_path / LATIN1_NAME).write_text(DUMP, encoding="utf-8")
+    code, out, err = cli(["ingest", tmp_path, "--db", tmp_path / "s.sqlite"], monkeypatch, capsys)
+    assert code == 0, err
+    assert _sources(tmp_path / "s.sqlite") == [f"{tmp_path}/caf\\xe9.txt"]
+    assert _threads(tmp_path / "s.sqlite") == ["Care workers say no to the Ofsted plan"]
+
+
+def test_a_bad_latin1_named_file_is_reported_with_an_escaped_name(tmp_path, monkeypatch, capsys):
+    (tmp_path / LATIN1_NAME).write_bytes(b"\x00\x01 binary")
+    code, _, err = cli(["ingest", tmp_path / LATIN1_NAME, "--db", tmp_path / "s.sqlite"], monkeypatch, capsys)
+    assert code == 1 and "Traceback" not in err
+    (line,) = _error_lines(err)
+    assert "caf\\xe9.txt: looks like a binary file" in line
+
+
+def test_reclassify_ingests_a_non_utf8_named_inbox_file_and_the_next_run_is_clean(tmp_path, smoke_model,
+                                                                                 monkeypatch, capsys):
+    config = _schedule(tmp_path, smoke_model)
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "inbox" / LATIN1_NAME).write_text(DUMP, encoding="utf-8")
+    code, out, err = cli(["reclassify", config, "--dry-run"], monkeypatch, capsys)
+    assert code == 0 and "Traceback" not in err, err
+    assert "caf\\xe9.txt" in out
+    code, out, err = cli(["reclassify", config], monkeypatch, capsys)
+    assert code == 0 and "Traceback" not in err, err
+    assert "caf\\xe9.txt" in out
+    assert not list((tmp_path / "inbox").iterdir())
+    assert (tmp_path / "processed" / LATIN1_NAME).is_file()
+    assert "caf\\xe9.txt" in (tmp_path / "run.log").read_text(encoding="utf-8")
+    code, _, err = cli(["reclassify", config, "--quiet"], monkeypatch, capsys)
+    assert code == 0 and err == ""
+    assert [status for status, _ in _runs(tmp_path / "store.sqlite")] == ["ok", "ok"]
+
+
+# ---- 4: symbolic links -------------------------------------------------------------------------------
+def test_reclassify_quarantines_a_symlink_in_the_inbox_without_reading_its_target(tmp_path, smoke_model,
+                                                                                 monkeypatch, capsys):
+    config = _schedule(tmp_path, smoke_model)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "good.txt").write_text(DUMP, encoding="utf-8")
+    secret = tmp_path / "outside" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text(SECRET, encoding="utf-8")
+    (inbox / "passwd.txt").symlink_to(secret)
+    (inbox / "gone.txt").symlink_to(tmp_path / "nowhere.txt")
+    code, out, err = cli(["reclassify", config, "--dry-run"], monkeypatch, capsys)
+    assert code == 0 and "would quarantine" in out and "symbolic link" in out
+    code, out, err = cli(["reclassify", config], monkeypatch, capsys)
+    assert code == 1 and "Traceback" not in err
+    assert _threads(tmp_path / "store.sqlite") == ["Care workers say no to the Ofsted plan"]
+    for name in ("passwd.txt", "gone.txt"):
+        assert (tmp_path / "quarantine" / name).is_symlink()  # the link itself, never its target
+        assert "symbolic link" in (tmp_path / "quarantine" / f"{name}.error.txt").read_text(encoding="utf-8")
+        assert f"quarantined: {tmp_path / 'quarantine' / name}" in err
+    assert secret.read_text(encoding="utf-8") == SECRET
+    (status, errors), = _runs(tmp_path / "store.sqlite")
+    assert status == "partial" and len(errors) == 2
+    code, _, _ = cli(["reclassify", config, "--quiet"], monkeypatch, capsys)
+    assert code == 0
+
+
+def test_ingest_folder_refuses_links_out_of_it_and_reports_dangling_links(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "threads"
+    folder.mkdir()
+    (folder / "good.txt").write_text(DUMP, encoding="utf-8")
+    (tmp_path / "secret.txt").write_text(SECRET, encoding="utf-8")
+    (folder / "out.txt").symlink_to(tmp_path / "secret.txt")
+    (folder / "outdir").symlink_to(tmp_path)
+    (folder / "dangling.txt").symlink_to(folder / "missing.txt")
+    (folder / "inside.txt").symlink_to("good.txt")  # stays in the folder: read like the file itself
+    code, _, err = cli(["ingest", folder, "--db", tmp_path / "s.sqlite"], monkeypatch, capsys)
+    assert code == 1 and "Traceback" not in err
+    lines = _error_lines(err)
+    assert len(lines) == 3
+    assert any("out.txt" in line and "leads out of" in line for line in lines)
+    assert any("outdir" in line and "leads out of" in line for line in lines)
+    assert any("dangling.txt" in line and "dangling symbolic link" in line for line in lines)
+    assert _threads(tmp_path / "s.sqlite") == ["Care workers say no to the Ofsted plan"]
+
+
+def test_api_ingest_reports_refused_links_as_failed_files(tmp_path):
+    from pipeline import api
+
+    folder = tmp_path / "threads"
+    folder.mkdir()
+    (folder / "good.txt").write_text(DUMP, encoding="utf-8")
+    (tmp_path / "secret.txt").write_text(SECRET, encoding="utf-8")
+    (folder / "out.txt").symlink_to(tmp_path / "secret.txt")
+    records = {Path(r["path"]).name: r for r in api.ingest(folder, db=tmp_path / "s.sqlite")}
+    assert records["good.txt"]["ok"] and not records["out.txt"]["ok"]
+    assert "leads out of" in records["out.txt"]["error"]
+    assert _threads(tmp_path / "s.sqlite") == ["Care workers say no to the Ofsted plan"]
+
+
+# ---- 5: a missing inbox ------------------------------------------------------------------------------
+def test_reclassify_quiet_with_a_missing_inbox_is_a_one_line_error_and_a_failed_run(tmp_path, smoke_model,
+                                                                                  monkeypatch, capsys):
+    config = _schedule(tmp_path, smoke_model, inbox=str(tmp_path / "no_such_inbox"))
+    code, out, err = cli(["reclassify", config, "--quiet"], monkeypatch, capsys)
+    assert code == 2 and out == "" and "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.strip()]
+    assert line.startswith("error:") and "no_such_inbox" in line and "inbox" in line and "does not exist" in line
+    (status, errors), = _runs(tmp_path / "store.sqlite")
+    assert status == "failed" and "does not exist" in errors[0]
+    code, out, err = cli(["reclassify", config, "--dry-run"], monkeypatch, capsys)
+    assert code == 2 and "does not exist" in err
+
+
+# ---- 6: predict --db with a missing or broken model ---------------------------------------------------
+@pytest.mark.parametrize("broken", ["missing", "no_tokenizer"])
+def test_predict_db_checks_the_model_before_writing_anything(tmp_path, smoke_model, monkeypatch, capsys, broken):
+    import shutil
+
+    model = tmp_path / "model"
+    if broken == "no_tokenizer":
+        shutil.copytree(smoke_model, model)
+        (model / "tokenizer.json").unlink()
+    (tmp_path / "good.txt").write_text(DUMP, encoding="utf-8")
+    code, _, err = cli(["predict", tmp_path / "good.txt", "--model", model, "--db", tmp_path / "s.sqlite"],
+                       monkeypatch, capsys)
+    assert code == 2 and "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.strip()]
+    assert str(model) in line and "schedule config" not in line
+    if broken == "missing":
+        assert "--model" in line
+    assert not (tmp_path / "s.sqlite").exists() or _threads(tmp_path / "s.sqlite") == []
