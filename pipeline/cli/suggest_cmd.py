@@ -89,15 +89,15 @@ def _write(records: list[dict[str, Any]], fmt: str, out: Path | None, model_vers
     import json
     import sys
 
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
+    from pipeline.store.outfile import atomic_output
+
     if fmt == "table":
         if out is None:
             render_table(records, console, model_version, strategy)
         else:
             from rich.console import Console
 
-            with open(out, "w", encoding="utf-8") as fh:
+            with atomic_output(out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
                 render_table(records, Console(file=fh, width=160, no_color=True), model_version, strategy)
         return
     if fmt == "jsonl":
@@ -111,7 +111,8 @@ def _write(records: list[dict[str, Any]], fmt: str, out: Path | None, model_vers
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        out.write_text(text, encoding="utf-8")
+        with atomic_output(out) as tmp:  # whole or not at all; a full disk names the file
+            tmp.write_text(text, encoding="utf-8")
 
 
 def render_table(records: list[dict[str, Any]], con: Any, model_version: str, strategy: str) -> None:
