@@ -14,6 +14,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pipeline.cli.main import app
+from pipeline.config.run import load_config
 from pipeline.config.schema import load_schema
 from pipeline.errors import ConfigError, UserError
 
@@ -64,9 +65,18 @@ def invoke(*args: str) -> object:
 
 @pytest.fixture(scope="session")
 def report(eval_model: Path, seeded_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The model's own evaluation, as the main job runs it (its config's gold file), so the model folder gets
+    gold_metrics.json and the card; `evaluate --out` or another --gold leaves the folder alone."""
+    from pipeline.reporting.evaluate import evaluate
+
     out = tmp_path_factory.mktemp("reports") / "smoke"
-    result = invoke("evaluate", "--model", eval_model, "--gold", GOLD, "--db", seeded_db, "--out", out)
-    assert result.exit_code == 0, (result.output, result.exception)
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        evaluate(eval_model, out_dir=out, db=seeded_db,
+                 config=load_config(eval_model / "config.yaml", [f"evaluation.gold={GOLD}"]))
+    finally:
+        os.chdir(cwd)
     yield out
 
 

@@ -16,7 +16,9 @@ MIN_SCORES_EXIT = 3
 def evaluate(
     model: Annotated[Path, typer.Option("--model", help="Model directory written by `threadstance train`.")],
     gold: Annotated[Path | None, typer.Option("--gold", help="Gold label JSONL (default: evaluation.gold).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Report folder (default: reports/<model folder name>).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Report folder (default: reports/<model folder name>); "
+                                             "with --out, or a --gold other than the config's, the model "
+                                             "folder's gold metrics and card are left alone.")] = None,
     db: Path = DbOption,
     cv: Annotated[int | None, typer.Option("--cv", min=2, help="Also K-fold cross-validate the training recipe "
                                                                  "on the gold set itself.")] = None,
@@ -49,7 +51,7 @@ def evaluate(
     seed_dirs = [Path(p.strip()) for value in seed_models or [] for p in value.split(",") if p.strip()]
     result = run_evaluation(model, gold_path=gold, out_dir=out, db=db, config=cfg, config_source=config,
                             item_ids=ids, cv=cv, lexicon=lexicon, device=device, backend=backend, precision=precision,
-                            seed_models=seed_dirs,
+                            seed_models=seed_dirs, update_model=out is None,
                             log=lambda msg: err_console.print(f"[dim]{escape(str(msg))}[/]", highlight=False))
     print_gold_summary(result.metrics)
     console.print(f"report: {result.out_dir / 'report.md'} (and report.html, metrics.json, errors.csv)", markup=False)
