@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Recipe study on domain_real v2: out-of-fold scores over the fixed url-grouped 5 folds (folds.json).
+"""Recipe study on domain_real (version 3, 1,425 passages): out-of-fold scores over the fixed url-grouped 5 folds (folds.json).
 
 Every recipe is trained five times, each time on four folds (plus, if the recipe says so, the written
-corpus) and scored on the fifth, so each of the 563 real passages is predicted by a model that never saw
+corpus) and scored on the fifth, so each of the 1,425 real passages is predicted by a model that never saw
 it. Nothing is selected on the scored fold: epochs and learning rates are fixed per recipe in advance.
 
     .venv/bin/python scripts/recipe_study.py cache              # mpnet lower-layer states, once (~4 min)
@@ -36,7 +36,7 @@ CACHE = REPO / "work" / "study" / "mpnet_states.pt"
 OUT = REPO / "reports" / "recipes"
 MODELS = REPO / "work" / "study" / "models"
 SPEC = InputSpec(max_length=256, truncation="head_tail", tail_tokens=32)
-STARTS = (8, 10)  # cached inputs of layer 8 (top-4 recipes) and layer 10 (top-2 recipes)
+STARTS = (6, 8, 10)  # cached inputs of layers 6, 8 and 10 (top-6, top-4 and top-2 recipes)
 
 # Fixed in advance; nothing here is tuned on the scored fold.
 RECIPES: dict[str, dict] = {
@@ -47,6 +47,12 @@ RECIPES: dict[str, dict] = {
     "top2_corpus_real3_sw": {"kind": "top", "start": 10, "corpus": True, "real_repeat": 3, "epochs": 3, "lr": 1e-4,
                              "corpus_sentiment_weight": 0.5},
     "top4_corpus": {"kind": "top", "start": 8, "corpus": True, "real_repeat": 2, "epochs": 3, "lr": 6e-5},
+    "top6_corpus": {"kind": "top", "start": 6, "corpus": True, "real_repeat": 2, "epochs": 3, "lr": 5e-5},
+    "top2_corpus_real1": {"kind": "top", "start": 10, "corpus": True, "real_repeat": 1, "epochs": 3, "lr": 1e-4},
+    "top2_corpus_real3": {"kind": "top", "start": 10, "corpus": True, "real_repeat": 3, "epochs": 3, "lr": 1e-4},
+    # reader comments (kind == comment) seen twice more per epoch than the other real passages
+    "top2_corpus_cmt": {"kind": "top", "start": 10, "corpus": True, "real_repeat": 2, "comment_extra": 2,
+                        "epochs": 3, "lr": 1e-4},
     # Trained by the product trainer (pipeline.training.train) on configs/default.yaml with these overrides.
     "full_corpus": {"kind": "product", "corpus": True, "set": [
         "training.trainable_layers=null", "training.checkpoint=last", "training.epochs=2", "training.lr=3e-5",
@@ -75,28 +81,31 @@ def cmd_cache(args: argparse.Namespace) -> None:
     texts = [r["text"] for r in real] + [r["text"] for r in corpus]
     ids = encode_texts(tok, texts, SPEC)
     t0 = time.time()
-    s8 = lower_states(enc, ids, 8, batch_size=32, bf16=True, pad_id=tok.pad_token_id,
-                      progress=lambda d, n: print(f"\rlayers 0-7: {d}/{n}", end="", file=sys.stderr))
+    s6 = lower_states(enc, ids, 6, batch_size=32, bf16=True, pad_id=tok.pad_token_id,
+                      progress=lambda d, n: print(f"\rlayers 0-5: {d}/{n}", end="", file=sys.stderr))
     print(f"\nlower layers: {time.time() - t0:.0f}s", file=sys.stderr)
-    s10, pooled = [], []
+    from pipeline.modeling.layerwise import _run_layers
+
+    s8: list = [None] * len(ids)
+    s10: list = [None] * len(ids)
+    pooled = np.zeros((len(ids), enc.config.hidden_size), dtype=np.float32)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         order = np.argsort([len(x) for x in ids])
-        s10 = [None] * len(ids)
-        pooled = np.zeros((len(ids), enc.config.hidden_size), dtype=np.float32)
         for i in range(0, len(ids), 32):
             idx = order[i: i + 32]
-            h, m = pad_states([s8[j] for j in idx])
-            from pipeline.modeling.layerwise import _run_layers
-            h10 = _run_layers(enc, h, m, 8, 10)
+            h, m = pad_states([s6[j] for j in idx])
+            h8 = _run_layers(enc, h, m, 6, 8)
+            h10 = _run_layers(enc, h8, m, 8, 10)
             top = run_top(enc, h10, m, 10)
             p = mean_pool(top.float(), m).numpy()
             for row, j in enumerate(idx):
+                s8[j] = h8[row, : len(ids[j])].to(torch.bfloat16).clone()
                 s10[j] = h10[row, : len(ids[j])].to(torch.bfloat16).clone()
                 pooled[j] = p[row]
     print(f"all layers: {time.time() - t0:.0f}s for {len(ids)} texts", file=sys.stderr)
     CACHE.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"ids": [r["id"] for r in real] + [r["id"] for r in corpus], "n_real": len(real),
-                "s8": s8, "s10": s10, "pooled": torch.from_numpy(pooled), "seconds": time.time() - t0}, CACHE)
+                "s6": s6, "s8": s8, "s10": s10, "pooled": torch.from_numpy(pooled), "seconds": time.time() - t0}, CACHE)
 
 
 def labels_of(records: list[dict], schema) -> dict[str, np.ndarray]:  # noqa: ANN001
@@ -183,7 +192,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     fold_seconds = {}
     torch.set_num_threads(args.threads)
     OUT.mkdir(parents=True, exist_ok=True)
-    name = args.recipe + ("_fp32" if args.fp32 else "")
+    name = args.recipe + ("_fp32" if args.fp32 else "") + (f"_s{args.seed}" if args.seed != 13 else "")
     # Folds already finished by an interrupted run of the same recipe and seed are kept, not retrained.
     partial = OUT / f"{name}.partial.json"
     done = json.loads(partial.read_text()) if partial.exists() else {"seed": args.seed, "folds": {}}
@@ -199,6 +208,8 @@ def cmd_run(args: argparse.Namespace) -> None:
             continue
         train_real = np.where(fold_of != fold)[0]
         parts = [train_real] * recipe.get("real_repeat", 1)
+        comments = np.array([i for i in train_real if real[i].get("kind") == "comment"], dtype=int)
+        parts += [comments] * recipe.get("comment_extra", 0)
         if recipe["corpus"]:
             parts.append(np.arange(n_real, len(records)))
         train_idx = np.concatenate(parts)
@@ -252,9 +263,15 @@ def score(result: dict, real: list[dict], folds: dict[str, int], schema) -> dict
         h = headline_scores(gold, pred, schema.sentiment_classes, schema.stance_classes, schema.target_names,
                             schema.polar_classes)
         return {"sentiment_macro_f1": h["sentiment_macro_f1"], "stance_score": h["stance_score"],
+                "neutral_f1": h["sentiment"]["per_class"]["neutral"]["f1"], "n": int(len(idx)),
                 "f1_avg": {t: h["stance"][t]["f1_avg"] for t in schema.target_names}}
 
     pooled = scores(np.arange(len(recs)))
+    kinds = np.array([r.get("kind") for r in recs])
+    by_kind = {k: scores(np.where(kinds == k)[0]) for k in ("comment", "opinion", "report") if (kinds == k).any()}
+    v2 = np.array([not r["id"].startswith("hv3") for r in recs])
+    subsets = {"v2_items": scores(np.where(v2)[0]), "new_items": scores(np.where(~v2)[0])} if (~v2).any() and v2.any() \
+        else {}
     per_fold = {int(f): scores(np.where(fold_of == f)[0]) for f in sorted(set(fold_of))}
     probs_raw = softmax(sent)
     cal = np.zeros_like(probs_raw)
@@ -265,11 +282,22 @@ def score(result: dict, real: list[dict], folds: dict[str, int], schema) -> dict
         temps[int(f)] = round(t, 3)
         cal[test] = softmax(sent[test], t)
 
-    def ece(p: np.ndarray) -> float:
-        return expected_calibration_error(p.max(-1), p.argmax(-1) == y["sentiment"])
+    def ece(p: np.ndarray, y_true: np.ndarray) -> float:
+        return expected_calibration_error(p.max(-1), p.argmax(-1) == y_true)
 
-    return {"pooled": pooled, "per_fold": per_fold, "n": len(recs), "ece_raw": ece(probs_raw),
-            "ece_temp": ece(cal), "fold_temperatures": temps,
+    # stance: every (item, target) pair pooled, temperature fitted on the other folds as for sentiment
+    y_st = np.stack([y[f"stance_{t}"] for t in schema.target_names], 1)
+    st_cal = np.zeros_like(softmax(stance))
+    for f in sorted(set(fold_of)):
+        test, train = fold_of == f, fold_of != f
+        t = fit_temperature(stance[train].reshape(-1, stance.shape[-1]), y_st[train].reshape(-1)) if train.any() else 1.0
+        st_cal[test] = softmax(stance[test], t)
+    st_raw = softmax(stance).reshape(-1, stance.shape[-1])
+    return {"pooled": pooled, "per_fold": per_fold, "by_kind": by_kind, **subsets, "n": len(recs),
+            "ece_raw": ece(probs_raw, y["sentiment"]), "ece_temp": ece(cal, y["sentiment"]),
+            "stance_ece_raw": ece(st_raw, y_st.reshape(-1)),
+            "stance_ece_temp": ece(st_cal.reshape(-1, stance.shape[-1]), y_st.reshape(-1)),
+            "fold_temperatures": temps,
             "temperature_all": round(fit_temperature(sent, y["sentiment"]), 3),
             "stance_temperature_all": round(fit_temperature(stance.reshape(-1, stance.shape[-1]),
                                                             np.stack([y[f"stance_{t}"] for t in schema.target_names], 1).reshape(-1)), 3)}
@@ -324,11 +352,12 @@ DESCRIBE = {
 }
 
 
-def write_markdown(rows: list[dict], diffs: dict, path: Path, args: argparse.Namespace) -> None:
+def write_markdown(rows: list[dict], diffs: dict, path: Path, n_urls: int) -> None:
     targets = list(rows[0]["scores"]["pooled"]["f1_avg"])
     lines = ["| recipe | what | sentiment macro-F1 | (fold mean ± sd) | stance score | (fold mean ± sd) | "
-             + " | ".join(f"F1avg {t}" for t in targets) + " | sent. ECE raw → T | train s / fold (median) |",
-             "|---|---|---|---|---|---|" + "---|" * len(targets) + "---|---|"]
+             + " | ".join(f"F1avg {t}" for t in targets) + " | neutral F1 | sent. ECE raw → T | stance ECE raw → T "
+             "| train s / fold (median) |",
+             "|---|---|---|---|---|---|" + "---|" * len(targets) + "---|---|---|---|"]
     for r in rows:
         sc = r["scores"]
         pf = sc["per_fold"].values()
@@ -338,12 +367,28 @@ def write_markdown(rows: list[dict], diffs: dict, path: Path, args: argparse.Nam
         name = r["name"]
         what = DESCRIBE.get(name, "ensemble: mean of the members' probabilities" if name.startswith("ens:") else "")
         ece = f"{sc['ece_raw']:.3f} → {sc['ece_temp']:.3f}" if sc.get("ece_raw") is not None else "–"
+        st_ece = f"{sc['stance_ece_raw']:.3f} → {sc['stance_ece_temp']:.3f}" if sc.get("stance_ece_raw") is not None \
+            else "–"
         lines.append(f"| `{name}` | {what} | **{sc['pooled']['sentiment_macro_f1']:.3f}** | {np.mean(sm):.3f} ± "
                      f"{np.std(sm, ddof=1):.3f} | **{sc['pooled']['stance_score']:.3f}** | {np.mean(st):.3f} ± "
                      f"{np.std(st, ddof=1):.3f} | " + " | ".join(f"{sc['pooled']['f1_avg'][t]:.3f}" for t in targets)
-                     + f" | {ece} | {np.median(secs):.0f} |")
+                     + f" | {sc['pooled']['neutral_f1']:.3f} | {ece} | {st_ece} | {np.median(secs):.0f} |")
+    subsets = [("comment", "by_kind"), ("opinion", "by_kind"), ("report", "by_kind"), ("v2_items", None),
+               ("new_items", None)]
+    first = rows[0]["scores"]
+    lines += ["", "By kind and by dataset version (sentiment macro-F1 / stance score, out of fold; n items):", "",
+              "| recipe | " + " | ".join(f"{k} (n={(first['by_kind'].get(k) if g else first.get(k) or {}).get('n', 0)})"
+                                       for k, g in subsets) + " |",
+              "|---|" + "---|" * len(subsets)]
+    for r in rows:
+        sc = r["scores"]
+        cells = []
+        for k, g in subsets:
+            v = sc["by_kind"].get(k) if g else sc.get(k)
+            cells.append(f"{v['sentiment_macro_f1']:.3f} / {v['stance_score']:.3f}" if v else "–")
+        lines.append(f"| `{r['name']}` | " + " | ".join(cells) + " |")
     lines += ["", "Paired differences (first − second), pooled out-of-fold scores, 95 % url-cluster bootstrap "
-              "(2,000 resamples of the 465 pages, i.e. urls):", "", "| pair | Δ sentiment macro-F1 [95 % CI] | "
+              f"(2,000 resamples of the {n_urls} pages, i.e. urls):", "", "| pair | Δ sentiment macro-F1 [95 % CI] | "
               "Δ stance score [95 % CI] |", "|---|---|---|"]
     for k, d in diffs.items():
         lines.append(f"| {k} | {d['sentiment'][0]:+.3f} [{d['sentiment'][1]:+.3f}, {d['sentiment'][2]:+.3f}] | "
@@ -398,8 +443,9 @@ def cmd_table(args: argparse.Namespace) -> None:
         ens["scores"] = score(ens, real, folds, schema)
         rows.append(ens)
     rows.sort(key=lambda r: -(r["scores"]["pooled"]["sentiment_macro_f1"] + r["scores"]["pooled"]["stance_score"]))
-    summary = {r["name"]: {k: r["scores"][k] for k in ("pooled", "n", "ece_raw", "ece_temp", "temperature_all",
-                                                        "stance_temperature_all")} |
+    summary = {r["name"]: {k: r["scores"].get(k) for k in ("pooled", "by_kind", "v2_items", "new_items", "n", "ece_raw",
+                                                            "ece_temp", "stance_ece_raw", "stance_ece_temp",
+                                                            "temperature_all", "stance_temperature_all")} |
                {"fold_seconds": r["fold_seconds"], "items_per_s": r.get("items_per_s")} for r in rows}
     diffs = {}
     for i in range(min(len(rows) - 1, args.pairs)):
@@ -412,7 +458,7 @@ def cmd_table(args: argparse.Namespace) -> None:
     (OUT / "summary.json.txt").write_text(json.dumps({"recipes": summary, "paired": diffs}, indent=1) + "\n",
                                           encoding="utf-8")
     if args.markdown:
-        write_markdown(rows, diffs, Path(args.markdown), args)
+        write_markdown(rows, diffs, Path(args.markdown), len({r['url'] for r in real}))
     for name, r in summary.items():
         p = r["pooled"]
         print(f"{name:28s} {p['sentiment_macro_f1']:.3f} / {p['stance_score']:.3f}  "

@@ -425,7 +425,7 @@ def test_domain_real_out_of_fold_scores_stand_beside_gold(seed_report: Path, sch
 def test_oof_recipe_falls_back_to_fitted_on_and_missing_data_is_said(tmp_path: Path) -> None:
     from pipeline.evaluation.oof import read_oof, recipe_name
 
-    fitted = "domain_real v2 out-of-fold logits of recipe top2_corpus (5 url-grouped folds)"
+    fitted = "domain_real v3 out-of-fold logits of recipe top2_corpus (5 url-grouped folds)"
     assert recipe_name(None, fitted) == ("top2_corpus", "calibration.fitted_on")
     assert recipe_name("top2", fitted) == ("top2", "evaluation.oof_recipe")
     assert recipe_name(None, "") == (None, None)

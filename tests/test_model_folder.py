@@ -133,9 +133,9 @@ def test_models_list_shows_a_dash_without_a_dev_set_and_counts_the_real_passages
     folder = ModelFolder(model_copy)
     metrics = folder.read_json("metrics.json")
     metrics["dev"], metrics["selection_dev_set"] = {}, None
-    metrics["counts"].update(train=2300, domain_real_train=563, domain_real_repeat=2)
+    metrics["counts"].update(train=2300, domain_real_train=1425, domain_real_repeat=2)
     folder.write_json("metrics.json", metrics)
     monkeypatch.setenv("COLUMNS", "200")
     code, out, err = cli(["models", "list", "--dir", model_copy.parent], monkeypatch, capsys)
     assert code in (0, None), err
-    assert "nan" not in out and "2300 + 563×2" in out
+    assert "nan" not in out and "2300 + 1425×2" in out

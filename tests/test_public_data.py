@@ -50,9 +50,12 @@ def test_tweeteval_stance_uses_the_folder_as_topic(shared_dir: Path) -> None:
     assert set(ds["stance"]) <= {"favor", "against", "none"}
 
 
-def test_domain_real_v2_has_563_records_with_codebook_labels_and_urls(shared_dir: Path) -> None:
+def test_domain_real_v3_has_1425_records_with_codebook_labels_kinds_and_urls(shared_dir: Path) -> None:
     rows = load_domain_real(shared_dir)
-    assert len(rows) == 563 == len({r["id"] for r in rows})
+    assert len(rows) == 1425 == len({r["id"] for r in rows})
+    assert sum(r["id"].startswith("hv3") for r in rows) == 862  # the version-3 additions
+    assert sum(r["kind"] == "comment" for r in rows) == 305
+    assert {r["kind"] for r in rows} == {"comment", "opinion", "report"}
     assert all(r["url"] for r in rows)
     assert {r["sentiment"] for r in rows} == {"negative", "neutral", "positive"}
     assert set(rows[0]["stance"]) == {"blame_management", "funding", "nqsw_access", "ofsted"}
