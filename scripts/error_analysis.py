@@ -33,6 +33,7 @@ from pipeline.data.public_data import load_domain_real  # noqa: E402
 from pipeline.metrics import per_class  # noqa: E402
 
 REASONS = REPO / "reports" / "errors_reasons.tsv"
+MARKER = "<!-- everything below is written by scripts/error_analysis.py -->"
 
 
 def load(recipe: str, shared: str | None) -> tuple[list[dict], dict, dict]:
@@ -139,7 +140,10 @@ def main() -> None:
                     "label we would give"], body)
     verdicts = Counter(reasons.get((e["id"], e["task"]), {}).get("verdict", "unread") for e in worst)
     lines += ["", "Verdicts: " + ", ".join(f"{v} {n}" for v, n in verdicts.most_common()) + "."]
-    Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = Path(args.out)
+    head = out.read_text(encoding="utf-8").split(MARKER)[0] if out.is_file() and MARKER in out.read_text(
+        encoding="utf-8") else ""  # the hand-written findings above the marker are kept
+    out.write_text(head + MARKER + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {args.out}: {len(errors)} errors in {len(rows)} (item, task) pairs")
 
 
