@@ -67,8 +67,8 @@ def test_overview_shows_store_counts_the_model_card_and_the_last_runs(client: Te
     with Store.open_readonly(store) as st:
         counts, runs = st.counts(), st.runs()
     html = client.get("/").text
-    for kind in ("paragraph", "comment", "reply"):
-        assert f"<th>· {kind}s</th><td>{counts[kind]:,}</td>" in html
+    for kind, plural in (("paragraph", "paragraphs"), ("comment", "comments"), ("reply", "replies")):
+        assert f"<th>· {plural}</th><td>{counts[kind]:,}</td>" in html
     assert f"<th>threads</th><td>{counts['threads']:,}</td>" in html
     classified = re.search(r'id="classified">([\d,]+)<', html).group(1)
     assert int(classified.replace(",", "")) == sum(counts[k] for k in ("paragraph", "comment", "reply"))
@@ -108,9 +108,11 @@ def test_thread_view_shows_paragraphs_the_indented_reply_tree_badges_and_highlig
     html = client.get("/thread?id=" + quote(tid, safe="")).text
     assert '<mark class="evidence" title="evidence · ' in html
     assert 'class="badge sent-' in html and "title=\"negative 0." in html  # probabilities on hover
-    assert re.search(r'class="item reply".*?style="margin-left: 1.6rem"', html, re.S)
-    assert re.search(r'class="item comment".*?style="margin-left: 0rem"', html, re.S)
     assert "<h2>Article</h2>" in html and 'class="item paragraph"' in html
+    tree = client.get(f"/thread?id={XSS_THREAD}").text  # a comment with a reply under it
+    assert re.search(r'class="item comment"[^>]*style="margin-left: 0.0rem"', tree)
+    assert re.search(r'class="item reply"[^>]*style="margin-left: 1.6rem"', tree)
+    assert tree.index('class="item reply"') > tree.index('class="item comment"')
 
 
 def test_an_edited_item_shows_its_revision_and_earlier_text(client: TestClient) -> None:

@@ -63,7 +63,7 @@ def _card(folder: Path) -> dict[str, Any]:
     return {"run_name": m.get("run_name"), "base_model": m.get("base_model"),
             "trainable_layers": m.get("trainable_layers"), "train_seconds": m.get("train_seconds"),
             "train": counts.get("train"), "domain_real_train": counts.get("domain_real_train"),
-            "oof_table": (m.get("oof_table") or {}).get("n"),
+            "oof_table": (mf.read_oof_table() or {}).get("n"),
             "oof": oof.get("scores") if oof.get("available") else None, "oof_recipe": oof.get("recipe"),
             "gold": (gold or {}).get("model"), "gold_n": (gold or {}).get("n_items")}
 
