@@ -47,6 +47,8 @@ def load_model(path: str | Path, *, device: str = "auto", precision: str = "auto
     """
     from transformers.utils import logging as hf_logging
 
+    if not isinstance(path, (str, Path)) or not str(path).strip():
+        raise UserError(f"load_model: path must be a model folder (a str or Path), got {_kind(path)}")
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     return Predictor(path, device=device, batch_size=batch_size, backend=backend, precision=precision)
@@ -71,10 +73,14 @@ def classify(model: Predictor, data: Sequence[str] | Any, *, text_column: str = 
     """
     import pandas as pd
 
-    from pipeline.inference.classify import classify_records, items_from_lines
+    from pipeline.inference.classify import classify_records, has_text, items_from_lines
     from pipeline.store.records import records_frame
 
+    if not isinstance(model, Predictor):
+        raise UserError(f"classify: model must come from load_model(), got {_kind(model)}")
     is_frame = isinstance(data, pd.DataFrame)
+    if not is_frame and (isinstance(data, (bytes, bytearray)) or not isinstance(data, Iterable)):
+        raise UserError(f"classify: data must be a list of strings or a DataFrame, got {_kind(data)}")
     if is_frame:
         if text_column not in data.columns:
             raise UserError(f"no column {text_column!r} in the DataFrame (columns: {', '.join(map(str, data.columns))}); "
@@ -84,16 +90,16 @@ def classify(model: Predictor, data: Sequence[str] | Any, *, text_column: str = 
         items = []
         for item_id, (_, row) in zip(ids, data.iterrows()):
             text = row[text_column]
-            if not isinstance(text, str) or not text.strip():
-                raise UserError(f"row {item_id!r}: {text_column} is empty or not text")
+            if not isinstance(text, str) or not has_text(text):
+                raise UserError(f"row {item_id!r}: {text_column} is empty (no visible character) or not text")
             meta = {k: _plain(row.get(k)) for k in ("thread_id", "kind", "parent_id", "author", "posted_at")}
             items.append({"item_id": item_id, **meta, "kind": meta["kind"] or "comment", "text": text,
                           "parent_text": texts.get(meta["parent_id"]) if meta["parent_id"] else None})
     else:
         texts = [data] if isinstance(data, str) else list(data)
-        bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+        bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not has_text(t)]
         if bad:
-            raise UserError(f"text {bad[0]} of {len(texts)} is empty or not a string")
+            raise UserError(f"text {bad[0]} of {len(texts)} is empty (no visible character) or not a string")
         items = items_from_lines(texts, prefix="text")
     records = classify_records(model, items) if items else []
     if not (is_frame if as_frame is None else as_frame):
@@ -102,6 +108,11 @@ def classify(model: Predictor, data: Sequence[str] | Any, *, text_column: str = 
     if is_frame:
         frame.index = data.index
     return frame
+
+
+def _kind(value: Any) -> str:
+    """How an argument of the wrong type is named in an error: ``None``, ``int 12345``, ``str ''``."""
+    return "None" if value is None else f"{type(value).__name__} {repr(value)[:40]}"
 
 
 def _plain(value: Any) -> str | None:
@@ -198,7 +209,9 @@ def read_predictions(db: str | Path, model: Predictor | str | Path | None = None
     from pipeline.store.db import Store
     from pipeline.store.records import records_frame, stored_records
 
-    if not Path(db).is_file():
+    from pipeline.store.backend import store_exists
+
+    if not store_exists(db):
         raise UserError("no store here", db)
     store = Store.open_readonly(db)
     try:

@@ -108,3 +108,96 @@ def test_legacy_folder_without_manifest_still_loads(model_copy: Path) -> None:
     folder = ModelFolder(model_copy)
     model, _ = folder.load_model()
     assert model.targets
+
+
+# ---- API arguments and invisible-only texts ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def api_model(smoke_model: Path):  # noqa: ANN201
+    from pipeline import api
+
+    return api.load_model(smoke_model, device="cpu", precision="fp32")
+
+
+def test_api_load_model_of_none_is_a_clear_user_error() -> None:
+    from pipeline import api
+
+    with pytest.raises(UserError, match="load_model: path must be a model folder"):
+        api.load_model(None)
+
+
+def test_api_classify_of_a_number_is_a_clear_user_error(api_model) -> None:  # noqa: ANN001
+    from pipeline import api
+
+    with pytest.raises(UserError, match="data must be a list of strings or a DataFrame, got int 12345"):
+        api.classify(api_model, 12345)
+    with pytest.raises(UserError, match="model must come from load_model"):
+        api.classify("models/default", ["text"])
+
+
+def test_api_refuses_a_text_of_only_zero_width_characters_as_it_refuses_an_empty_one(api_model) -> None:  # noqa: ANN001
+    import pandas as pd
+
+    from pipeline import api
+
+    for blank in ("", "  ", "\u200b\u200b\ufeff", "\u2060\u200d \u200c"):
+        with pytest.raises(UserError, match=r"text 1 of 2 is empty \(no visible character\)"):
+            api.classify(api_model, ["fine", blank])
+    with pytest.raises(UserError, match="row '1': text is empty"):
+        api.classify(api_model, pd.DataFrame({"text": ["fine", "\u200b\ufeff"]}))
+    assert len(api.classify(api_model, ["\u200bfine\u200b"])) == 1  # a visible character: classified
+
+
+def test_predict_stdin_skips_a_zero_width_line_as_it_skips_an_empty_line(smoke_model: Path, monkeypatch,
+                                                                          capsys) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{TEXT}\n\n\u200b\u200b\ufeff\n{TEXT}\n"))
+    code, out, err = cli(["predict", "-", "--model", smoke_model, "--format", "jsonl"], monkeypatch, capsys)
+    assert code == 0, err
+    assert [json.loads(line)["item_id"] for line in out.splitlines()] == ["stdin/1", "stdin/2"]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\u200b\u200b\ufeff\n"))
+    code, out, err = cli(["predict", "-", "--model", smoke_model, "--format", "jsonl"], monkeypatch, capsys)
+    assert code == 0 and out.strip() == "" and "no items to classify" in err
+
+
+# ---- very long texts ----------------------------------------------------------------------------------------
+def _long_text(chars: int) -> str:
+    sentences = ["Managers keep blaming frontline social workers for every failure.",
+                 "The council cut the budget again this year.", "Ofsted inspectors were fair to our team.",
+                 "Newly qualified workers get no protected caseload."]
+    out, n = [], 0
+    while n < chars:
+        s = f"{sentences[len(out) % 4]} Point {len(out)}."
+        out.append(s)
+        n += len(s) + 1
+    return " ".join(out)
+
+
+def test_a_one_megabyte_text_is_classified_with_evidence_in_seconds(api_model) -> None:  # noqa: ANN001
+    from pipeline.inference.evidence import find_evidence
+
+    big = _long_text(1_000_000)
+    started = time.process_time()  # CPU time of this process (all threads): the 2 cores are often shared
+    pred = api_model.predict([big])[0]
+    pred.stance = dict.fromkeys(pred.stance, "against")  # every target needs evidence
+    found = find_evidence(api_model, [big], [pred])[0]
+    seconds = time.process_time() - started
+    assert seconds < 20, seconds  # was many minutes: every one of ~40,000 sentences scored by the model
+    (head_end, tail_start), = api_model.read_windows([big])
+    assert 0 < head_end < tail_start < len(big)
+    for ev in found.values():
+        assert big[ev.start:ev.end] == ev.text
+        assert ev.start < head_end or ev.end > tail_start  # a sentence the model read
+        assert ev.sentences < 40  # only the read sentences were candidates
+
+
+def test_cutting_long_texts_before_tokenising_keeps_the_same_word_pieces(api_model) -> None:  # noqa: ANN001
+    from pipeline.modeling.encoding import InputSpec, _cut, encode_texts, special_ids
+
+    tok = api_model.tokenizer
+    texts = [_long_text(n) for n in (10, 300, 5_000, 40_000, 120_000)] + ["word " * 20_000 + "the end.",
+                                                                          "café naïve " * 9_000]
+    start, sep = special_ids(tok)
+    for spec in (InputSpec(max_length=64, truncation="head_tail", tail_tokens=16),
+                 InputSpec(max_length=256, truncation="head_tail", tail_tokens=32), InputSpec(truncation="head")):
+        for text in texts:
+            full = tok([text], add_special_tokens=False, verbose=False)["input_ids"][0]
+            assert encode_texts(tok, [text], spec)[0] == [start, *_cut(full, spec.max_length - 2, spec), sep]

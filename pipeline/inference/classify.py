@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,12 +35,19 @@ def items_from_threads(threads: Iterable[Thread]) -> list[dict[str, Any]]:
     return out
 
 
+def has_text(text: str) -> bool:
+    """Whether ``text`` has a visible character: whitespace, zero-width and other format characters
+    (U+200B, U+FEFF, U+2060 …) and control characters alone make an empty text, treated like ``""``."""
+    return any(not c.isspace() and unicodedata.category(c) not in ("Cf", "Cc") for c in text)
+
+
 def items_from_lines(lines: Iterable[str], prefix: str = "stdin") -> list[dict[str, Any]]:
-    """One item per non-empty line: ids ``stdin/1``, ``stdin/2`` … (numbered among non-empty lines)."""
+    """One item per non-empty line: ids ``stdin/1``, ``stdin/2`` … (numbered among non-empty lines; a line
+    of only invisible characters is empty, :func:`has_text`)."""
     out = []
     for line in lines:
         text = line.strip()
-        if text:
+        if has_text(text):
             out.append({"item_id": f"{prefix}/{len(out) + 1}", "thread_id": prefix, "kind": "comment",
                         "parent_id": None, "author": None, "posted_at": None, "text": text, "parent_text": None})
     return out
@@ -79,32 +87,50 @@ def classify_into_store(predictor: Any, store: Any, items: Sequence[dict[str, An
     """Classify store items (dicts from ``Store.pending_items``) and store their records, one committed
     transaction per batch (shortest texts first), keyed by (item_id, model_version, revision).
 
-    An existing prediction for the same key is kept as it is (``INSERT OR IGNORE``), and predictions of
-    other revisions and other model versions stay as history, so a run killed at any point loses at
-    most the batch in flight. ``on_batch(items_done, counts)`` is called after each commit.
+    An existing prediction for the same key is kept as it is (``ON CONFLICT DO NOTHING``), and predictions
+    of other revisions and other model versions stay as history, so a run killed at any point loses at
+    most the batch in flight. Where workers share the store (PostgreSQL) the items are claimed a batch at a
+    time (:meth:`pipeline.store.db.Store.claim`): items another worker holds or has stored are skipped.
+    ``on_batch(items_done, counts)`` is called after each commit.
     """
     version = predictor.model_version
     counts = StoredCounts()
-    parents = [i["parent_text"] for i in items] if predictor.spec.include_parent else None
+    if store.backend.shares_work:
+        ordered = sorted(items, key=lambda i: len(i["text"]))
+        size = int(getattr(predictor, "batch_size", 32) or 32)
+        chunks = [ordered[k:k + size] for k in range(0, len(ordered), size)]
+    else:
+        chunks = [list(items)]
     done = 0
-    for idx, preds in predictor.predict_batches([i["text"] for i in items], parents):
-        rows = []
-        found = with_evidence(predictor, [items[i] for i in idx], preds)
-        for i, pred, ev in zip(idx, preds, found):
-            item = items[i]
-            record = prediction_record(item, pred, version, with_text=False, evidence=ev)
-            rows.append((item["item_id"], version, item["revision"], item["text_sha256"],
-                         record["sentiment"]["label"], json.dumps(record, ensure_ascii=False), run_id))
-        with store.transaction():
-            added = store.add_predictions(rows)
-        counts.classified += added
-        edited = sum(1 for i in idx if items[i].get("edited"))
-        # fewer rows added than sent: a concurrent writer stored some first; count only what was added here
-        counts.reclassified_after_edit += edited if added == len(rows) else min(added, edited)
-        done += len(idx)
-        if on_batch:
-            on_batch(done, counts)
+    for chunk in chunks:
+        with store.claim(version, chunk) as claimed:
+            if not claimed:
+                done += len(chunk)
+                continue
+            parents = [i["parent_text"] for i in claimed] if predictor.spec.include_parent else None
+            for idx, preds in predictor.predict_batches([i["text"] for i in claimed], parents):
+                rows = []
+                found = with_evidence(predictor, [claimed[i] for i in idx], preds)
+                for i, pred, ev in zip(idx, preds, found):
+                    rows.append(stored_row(claimed[i], prediction_record(claimed[i], pred, version, with_text=False,
+                                                                         evidence=ev), run_id))
+                with store.transaction():
+                    added = store.add_predictions(rows)
+                counts.classified += added
+                edited = sum(1 for i in idx if claimed[i].get("edited"))
+                # fewer rows added than sent: a concurrent writer stored some first; count only what was added
+                counts.reclassified_after_edit += edited if added == len(rows) else min(added, edited)
+                done += len(idx)
+                if on_batch:
+                    on_batch(done, counts)
+            done += len(chunk) - len(claimed)
     return counts
+
+
+def stored_row(item: dict[str, Any], record: dict[str, Any], run_id: int | None) -> tuple[Any, ...]:
+    """The row :meth:`pipeline.store.db.Store.add_predictions` takes for one item's record (without text)."""
+    return (item["item_id"], record["model_version"], item["revision"], item["text_sha256"],
+            record["sentiment"]["label"], json.dumps(record, ensure_ascii=False), run_id)
 
 
 def resolve_model_version(store: Any, model: str | Path | None) -> str:
