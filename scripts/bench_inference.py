@@ -22,7 +22,21 @@ gives label agreement between the backends on these items.
 
     .venv/bin/python scripts/bench_inference.py --model models/smoke
     .venv/bin/python scripts/bench_inference.py --model models/default --max-length 256 --export
-    .venv/bin/python scripts/bench_inference.py --model models/smoke --max-length 64 --max-length 256 \
+    .venv/bin/python scripts/bench_inference.py --model models/smoke --max-length 64 --max-length 256
+
+``--end-to-end`` (the table of ``reports/inference_benchmark.md``): separate processes, timed from start to
+exit (imports and model load included), run in pairs that alternate which goes first, so background load
+hits both alike and the ratio of each pair is the number to read:
+
+* naive: a Hugging Face script over the model's own mpnet encoder (``AutoModel`` + mean pooling, fp32,
+  batches of 32 in file order, ``padding=True, truncation=True, max_length``, ``torch.no_grad``);
+* predict: ``threadstance predict FILES --model M --format jsonl -o FILE`` with its defaults (precision
+  ``auto``, evidence for every non-none stance), on the same items.
+
+Inputs: (a) the seed threads ×5 (every ``<shared>/seeds/*.txt`` copied 5 times), (b) the first 1,000
+texts of ``<shared>/datasets/domain_real/comments.jsonl`` (one JSONL record each)::
+
+    .venv/bin/python scripts/bench_inference.py --end-to-end --model models/default --repeat 3 \
         --out reports/inference_benchmark.md
 """
 from __future__ import annotations
@@ -218,6 +232,107 @@ def run(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+NAIVE = """
+import json, sys, torch
+from transformers import AutoModel, AutoTokenizer
+texts = json.load(open(sys.argv[1], encoding="utf-8"))
+tok = AutoTokenizer.from_pretrained(sys.argv[2], local_files_only=True)
+model = AutoModel.from_pretrained(sys.argv[2] + "/encoder", local_files_only=True).eval()
+out = []
+with torch.no_grad():
+    for s in range(0, len(texts), 32):
+        enc = tok(texts[s:s + 32], padding=True, truncation=True, max_length=int(sys.argv[3]), return_tensors="pt")
+        hidden = model(**enc).last_hidden_state
+        mask = enc["attention_mask"].unsqueeze(-1).float()
+        out.extend(((hidden * mask).sum(1) / mask.sum(1)).tolist())
+print(len(out))
+"""
+
+
+def e2e_inputs(work: Path, shared: Path) -> dict[str, tuple[list[str], list[str]]]:
+    """Per input set: (the files ``predict`` reads, the item texts in file order for the naive script)."""
+    import shutil
+
+    from pipeline.ingest.parse import parse_file
+
+    seeds = work / "seeds_x5"
+    seeds.mkdir(parents=True, exist_ok=True)
+    files = []
+    for k in range(5):
+        for path in sorted((shared / "seeds").glob("*.txt")):
+            dest = seeds / f"{k}_{path.name}"
+            shutil.copyfile(path, dest)
+            files.append(str(dest))
+    seed_texts = [item.text for f in files for thread in parse_file(Path(f))[1] for item in thread.items]
+    dr = work / "domain_real_1000.jsonl"
+    with open(shared / "datasets" / "domain_real" / "comments.jsonl", encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh if line.strip()][:1000]
+    dr.write_text("".join(json.dumps({"thread_id": "domain_real", "comment_id": r["id"], "text": r["text"]},
+                                     ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    dr_texts = [item.text for thread in parse_file(dr)[1] for item in thread.items]
+    return {"seed threads ×5": (files, seed_texts), "domain_real, 1,000 texts": ([str(dr)], dr_texts)}
+
+
+def end_to_end(args: argparse.Namespace) -> str:
+    import statistics
+    import subprocess
+    import tempfile
+
+    from pipeline.inference.predict import resolve_precision
+    from pipeline.modeling.folder import ModelFolder
+
+    model = Path(args.model)
+    max_length = ModelFolder(model).read_meta().get("input", {}).get("max_length", 256)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    exe = str(Path(sys.executable).with_name("threadstance"))
+    started_load = os.getloadavg()
+    rows, runs = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = e2e_inputs(Path(tmp), Path(args.seeds).parent if args.seeds else shared_dir())
+        for name, (files, texts) in inputs.items():
+            text_file = Path(tmp) / "texts.json"
+            text_file.write_text(json.dumps(texts), encoding="utf-8")
+            commands = {"naive": [sys.executable, "-c", NAIVE, str(text_file), str(model), str(max_length)],
+                        "predict": [exe, "predict", *files, "--model", str(model), "--format", "jsonl",
+                                    "-o", str(Path(tmp) / "out.jsonl")]}
+            pairs = []
+            for r in range(args.repeat):
+                seconds = {}
+                for path in (("naive", "predict") if r % 2 == 0 else ("predict", "naive")):
+                    load = os.getloadavg()[0]
+                    t0 = time.perf_counter()
+                    done = subprocess.run(commands[path], env=env, capture_output=True, text=True)
+                    seconds[path] = time.perf_counter() - t0
+                    if done.returncode != 0:
+                        raise SystemExit(f"{path} failed ({done.returncode}): {done.stderr[-2000:]}")
+                    runs.append(f"{name} · {path} · run {r + 1}: {seconds[path]:.1f} s, load {load:.1f}")
+                    print(runs[-1], file=sys.stderr)
+                pairs.append(seconds)
+            n = len(texts)
+            naive = [n / p["naive"] for p in pairs]
+            pred = [n / p["predict"] for p in pairs]
+            ratio = [p["naive"] / p["predict"] for p in pairs]
+            rows.append((name, n, naive, pred, ratio))
+
+    def mmm(xs: list[float], fmt: str = "{:.1f}") -> str:
+        return " / ".join(fmt.format(x) for x in (min(xs), statistics.median(xs), max(xs)))
+
+    precision = resolve_precision("auto", torch.device("cpu"))
+    lines = [f"| inputs | items | naive items/s | predict items/s | ratio (per pair) | predict precision |",
+             "| --- | ---: | ---: | ---: | ---: | --- |"]
+    for name, n, naive, pred, ratio in rows:
+        lines.append(f"| {name} | {n} | {mmm(naive)} | {mmm(pred)} | **{mmm(ratio, '{:.2f}')}×** | {precision} "
+                     "(auto), evidence on |")
+    return "\n".join([f"`scripts/bench_inference.py --end-to-end --model {args.model} --repeat {args.repeat}` · "
+                      f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
+                      f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; torch {torch.__version__}, "
+                      f"{torch.get_num_threads()} threads; {platform.platform()}. Load average (1/5/15 min) "
+                      f"before: {' / '.join(f'{x:.1f}' for x in started_load)}, after: "
+                      f"{' / '.join(f'{x:.1f}' for x in os.getloadavg())}.", "",
+                      "min / median / max over the pairs:", "", *lines, "", "Runs in order:", "",
+                      *[f"* {r}" for r in runs], ""])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="models/smoke", help="Model directory (default models/smoke).")
@@ -234,8 +349,10 @@ def main() -> None:
     parser.add_argument("--seeds", default=None, help="Seed folder (default: <shared>/seeds).")
     parser.add_argument("--corpus", default="data/train/parts/*.jsonl")
     parser.add_argument("--out", default=None, help="Write the markdown report here (e.g. reports/inference_benchmark.md).")
+    parser.add_argument("--end-to-end", action="store_true",
+                        help="Naive script against `threadstance predict`, whole processes, in alternating pairs.")
     args = parser.parse_args()
-    report = run(args)
+    report = end_to_end(args) if args.end_to_end else run(args)
     print(report)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -201,3 +201,19 @@ def test_cutting_long_texts_before_tokenising_keeps_the_same_word_pieces(api_mod
         for text in texts:
             full = tok([text], add_special_tokens=False, verbose=False)["input_ids"][0]
             assert encode_texts(tok, [text], spec)[0] == [start, *_cut(full, spec.max_length - 2, spec), sep]
+
+
+def test_bf16_predictor_with_linear_weights_cast_once_gives_the_autocast_probabilities(smoke_model: Path) -> None:
+    from pipeline.inference.predict import Predictor
+    from pipeline.modeling.encoding import special_ids
+    from pipeline.modeling.outputs import iter_proba, torch_forward
+
+    texts = [TEXT, "Ofsted were fair to us.", "The budget was cut again and again. " * 20]
+    fast = Predictor(smoke_model, device="cpu", precision="bf16")
+    assert {m.weight.dtype for m in fast.model.modules() if isinstance(m, torch.nn.Linear)} == {torch.bfloat16}
+    reference, tok = ModelFolder(smoke_model).load_model()  # float32 weights, cast by autocast at every call
+    forward = torch_forward(reference, torch.device("cpu"), True, fast.sentiment_temperature, fast.stance_temperature)
+    ids = fast.encode(texts)
+    for (i, s1, st1), (j, s2, st2) in zip(iter_proba(ids, fast._forward, fast._pad_id, fast._sep_id, 2),
+                                          iter_proba(ids, forward, tok.pad_token_id or 0, special_ids(tok)[1], 2)):
+        assert (i == j).all() and (s1 == s2).all() and (st1 == st2).all()

@@ -18,9 +18,10 @@ target is not ``none``, its sentences are scored by the model, batched over all 
   the item (leave-one-sentence-out).
 * **both**: the sum of the two, with occlusion computed for the ``candidates`` best sentences alone.
 
-Only sentences the model read are candidates: for a text longer than the model's input (``max_length``
-word pieces, head and tail kept) the sentences wholly outside the part it read are never split out or
-scored (:func:`sentences_read`), so a 100,000-character comment costs about what a 256-piece one does.
+Every sentence is a candidate in a text of up to ``FULL_SPLIT_CHARS`` characters (at most a few hundred
+sentences). In a longer text only the sentences the model read are (``max_length`` word pieces, head and
+tail kept): those wholly outside that part are never split out or scored (:func:`sentences_read`), so a
+100,000-character comment costs about what a 20,000-character one does, and a 51 MB one no more.
 
 On the 41 judged gold pairs the three agree with a person equally well (no significant difference),
 and ``alone`` costs a third of the others (``reports/evidence.md``), so it is the default.
@@ -126,6 +127,7 @@ def _trim(text: str, start: int, end: int) -> Span | None:
     return Span(start, end) if end > start else None
 
 
+FULL_SPLIT_CHARS = 20_000  # longer texts: only the sentences the model read are evidence candidates
 READ_SLACK = 2000  # characters past a cut in which the sentence the cut falls into is looked for
 
 
@@ -175,7 +177,8 @@ def find_evidence(predictor: Any, texts: Sequence[str], predictions: Sequence[An
     use_parents = parents is not None and getattr(predictor.spec, "include_parent", False)
     out: list[dict[str, Evidence]] = [{} for _ in texts]
     plan: list[tuple[int, list[Span], list[str]]] = []  # (item, its sentences, its non-none targets)
-    stanced = [i for i, pred in enumerate(predictions) if any(label != none for label in pred.stance.values())]
+    stanced = [i for i, pred in enumerate(predictions) if len(texts[i]) > FULL_SPLIT_CHARS
+               and any(label != none for label in pred.stance.values())]
     windows: dict[int, tuple[int, int] | None] = {}
     if stanced and hasattr(predictor, "read_windows"):  # what the model read of each text (long texts)
         found = predictor.read_windows([texts[i] for i in stanced],

@@ -16,7 +16,7 @@ import torch
 
 from pipeline.errors import UserError
 from pipeline.hardware import cpu_has_native_bf16, resolve_device
-from pipeline.modeling.encoding import InputSpec, encode_texts, special_ids
+from pipeline.modeling.encoding import InputSpec, encode_texts, read_windows, special_ids
 from pipeline.modeling.folder import ONNX_FILES, ModelFolder  # noqa: F401  (ONNX_FILES: used by scripts)
 from pipeline.modeling.model import MultiTaskModel
 from pipeline.modeling.outputs import (  # noqa: F401  (Prediction, batch_bounds: part of this module's API)
@@ -42,6 +42,18 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision != "auto":
         return precision
     return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+
+
+def bf16_linear_weights(model: torch.nn.Module) -> None:
+    """Store the weights of every linear layer as bfloat16 once, for bf16 autocast.
+
+    Autocast casts them to bfloat16 anyway (round to nearest even) at every forward call, which on a CPU
+    means re-reading and re-writing the ~110 M encoder weights for each batch; cast once, the outputs are
+    the same bits and short batches cost much less. Layer norms and embeddings stay float32, as autocast
+    keeps them."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.to(torch.bfloat16)
 
 
 class Predictor:
@@ -111,6 +123,8 @@ class Predictor:
         self.precision = resolve_precision(precision, self.device) if backend == "torch" else "fp32"
         self._autocast = (self.device.type == "cuda" and torch.cuda.is_bf16_supported()) or (
             self.precision == "bf16" and self.device.type == "cpu")
+        if self._autocast and self.model is not None:
+            bf16_linear_weights(self.model)
 
     # ---- backends -----------------------------------------------------------------------------
     def _load_onnx(self, meta: dict) -> tuple[Any, Any]:
@@ -159,6 +173,11 @@ class Predictor:
     def encode(self, texts: Sequence[str], parents: Sequence[str | None] | None = None) -> list[list[int]]:
         """Token ids per text as the model sees them (parents only if the input spec includes them)."""
         return encode_texts(self.tokenizer, texts, self.spec, parents if self.spec.include_parent else None)
+
+    def read_windows(self, texts: Sequence[str], parents: Sequence[str | None] | None = None
+                     ) -> list[tuple[int, int] | None]:
+        """Per text, None if the model reads all of it, else the ``(head_end, tail_start)`` characters it reads."""
+        return read_windows(self.tokenizer, texts, self.spec, parents if self.spec.include_parent else None)
 
     def iter_proba(self, texts: Sequence[str], parents: Sequence[str | None] | None = None,
                    batch_size: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
