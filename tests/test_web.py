@@ -62,6 +62,14 @@ def test_every_page_answers_and_marks_itself_in_the_navigation(client: TestClien
         assert "/static/htmx.min.js" in r.text
 
 
+def test_htmx_requests_get_only_the_results_of_the_filtered_page(client: TestClient) -> None:
+    for url, marker in (("/items?target=sentiment&label=negative&conf_min=&q=&sort=date", 'id="item-table"'),
+                        ("/threads?q=ofsted", 'id="thread-table"'), ("/trends?by=year&kind=comment", 'id="trend-table"')):
+        r = client.get(url, headers={"HX-Request": "true"})
+        assert r.status_code == 200, (url, r.text[:300])
+        assert marker in r.text and "<html" not in r.text and 'id="filters"' not in r.text, url
+
+
 def test_overview_shows_store_counts_the_model_card_and_the_last_runs(client: TestClient, built) -> None:
     store, _ = built
     with Store.open_readonly(store) as st:
