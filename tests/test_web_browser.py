@@ -2,7 +2,6 @@
 driven by headless Chromium through Selenium (offline; Debian's chromium and chromium-driver)."""
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -49,7 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, seeds_dir: Path, smoke_mode
                         break
             except OSError:
                 if proc.poll() is not None or time.time() > deadline:
-                    raise AssertionError(f"serve did not start: {proc.stderr.read() if proc.poll() is not None else ''}")
+                    raise AssertionError(f"serve did not start: {proc.stderr.read() if proc.poll() is not None else ''}") from None
                 time.sleep(0.3)
         yield base
     finally:
