@@ -206,10 +206,9 @@ def read_predictions(db: str | Path, model: Predictor | str | Path | None = None
         The records of ``threadstance export predictions``, or their DataFrame.
     """
     from pipeline.inference.classify import resolve_model_version
+    from pipeline.store.backend import store_exists
     from pipeline.store.db import Store
     from pipeline.store.records import records_frame, stored_records
-
-    from pipeline.store.backend import store_exists
 
     if not store_exists(db):
         raise UserError("no store here", db)

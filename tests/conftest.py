@@ -65,3 +65,22 @@ def cli(args, monkeypatch, capsys):
         main()
     out = capsys.readouterr()
     return exc.value.code, out.out, out.err
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throw-away PostgreSQL cluster for the session (tests/pg_support.py); skipped with the reason when none
+    can be started (an error with THREADSTANCE_REQUIRE_POSTGRES=1)."""
+    from pg_support import start_or_skip
+
+    server = start_or_skip()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty store on each back end: a SQLite file path, or the URL of a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.sqlite")
+    return request.getfixturevalue("postgres_server").new_database()

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from pipeline.config.settings import DEFAULT_DB
+from pipeline.config.settings import DEFAULT_STORE
 from pipeline.hardware import check_device  # noqa: F401  (re-exported for the commands)
 
 
@@ -22,7 +22,7 @@ def _width(stream: object) -> int | None:
 console = Console(width=_width(sys.stdout))
 err_console = Console(stderr=True, width=_width(sys.stderr))
 
-DbOption = typer.Option(DEFAULT_DB, "--db", help="SQLite store file (env THREADSTANCE_DB).")
+DbOption = typer.Option(DEFAULT_STORE, "--db", help="The store: a SQLite file or a PostgreSQL URL postgresql://user@host:port/db (env THREADSTANCE_DB).")
 
 
 def fail(message: str, code: int = 1) -> None:

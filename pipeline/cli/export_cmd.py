@@ -26,7 +26,7 @@ def predictions(
     thread: Annotated[str | None, typer.Option(help="Only this thread id.")] = None,
     kind: Annotated[list[str] | None, typer.Option(help="Only these kinds (repeatable): comment, reply, "
                                                    "paragraph.")] = None,
-    db: Path = DbOption,
+    db: str = DbOption,
 ) -> None:
     """Export the stored predictions of one model as prediction records (docs/formats.md): the nested records
     (jsonl, hf) or one flattened column per field (csv, parquet). Items whose current text that model has not
@@ -41,7 +41,9 @@ def predictions(
     bad = sorted(set(kind or ()) - set(KINDS))
     if bad:
         raise UserError(f"--kind {bad[0]!r}: choose {', '.join(KINDS)}")
-    if not Path(db).is_file():
+    from pipeline.store.backend import store_exists
+
+    if not store_exists(db):
         raise UserError("no store here yet (run `threadstance reclassify` or `threadstance predict --db` first)", db)
     store = Store.open_readonly(db)
     try:

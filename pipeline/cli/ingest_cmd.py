@@ -19,7 +19,7 @@ from pipeline.store.load import FileResult, IngestReport, ingest_file
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders of article pages.")],
     fmt: Annotated[str, typer.Option("--format", help="auto | text | html | jsonl")] = "auto",
-    db: Path = DbOption,
+    db: str = DbOption,
 ) -> None:
     """Ingest article pages (text dumps, WordPress HTML, JSONL) into the store."""
     if fmt not in ("auto", "text", "html", "jsonl"):
@@ -40,12 +40,14 @@ def ingest(
                 for path in files:
                     report.files.append(ingest_file(store, path, fmt))
                     progress.advance(task)
-    print_report(report, db)
+    from pipeline.store.backend import shown as store_shown
+
+    print_report(report, store_shown(db))
     if report.failed:
         raise typer.Exit(1)
 
 
-def print_report(report: IngestReport, db: Path) -> None:
+def print_report(report: IngestReport, db: str | Path) -> None:
     for f in report.files:
         for warning in f.warnings:
             err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)

@@ -27,7 +27,7 @@ def export(
     fmt: Annotated[str, typer.Option("--format", help="jsonl | csv | parquet")] = "jsonl",
     thread: Annotated[str | None, typer.Option(help="Only this thread id.")] = None,
     kind: Annotated[list[str] | None, typer.Option(help="Only these kinds (repeatable).")] = None,
-    db: Path = DbOption,
+    db: str = DbOption,
 ) -> None:
     """Export items (with thread title) as JSONL, CSV or Parquet."""
     if fmt not in ("jsonl", "csv", "parquet"):
@@ -73,7 +73,7 @@ def write_records(records: list[dict], out: Path | None, fmt: str) -> None:
 def show(
     thread: Annotated[str | None, typer.Option(help="Only this thread id.")] = None,
     limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
-    db: Path = DbOption,
+    db: str = DbOption,
 ) -> None:
     """Print items as a table (id, kind, author, time, text excerpt)."""
     with open_existing_store(db) as store:

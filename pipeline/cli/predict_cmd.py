@@ -27,7 +27,7 @@ def predict(
     model: Annotated[Path, typer.Option("--model", help="Model directory (models/<run>).")] = DEFAULT_MODELS / "default",
     fmt: Annotated[str, typer.Option("--format", help="table | jsonl | csv")] = "table",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
-    db: Annotated[Path | None, typer.Option("--db", help="Also ingest the files into this SQLite store and store the "
+    db: Annotated[str | None, typer.Option("--db", help="Also ingest the files into this store (SQLite file or PostgreSQL URL) and store the "
                                             "predictions there, as `threadstance reclassify` does (items it already "
                                             "holds a prediction of from this model are not classified again).",
                                             show_default=False)] = None,
@@ -44,6 +44,12 @@ def predict(
     min_confidence: Annotated[float | None, typer.Option(
         "--min-confidence", help="A head whose top probability is below this says `abstain` instead of its label "
         "(0 = never; with --db the store keeps the model's labels).", show_default=False)] = None,
+    engine: Annotated[str, typer.Option("--engine", help="With --db: local, or ray (batch inference on Ray Data, "
+                                        "pip install 'threadstance[ray]'; docs/scaling.md).")] = "local",
+    address: Annotated[str | None, typer.Option("--address", help="--engine ray: the Ray cluster (default: a local "
+                                                "Ray).", show_default=False)] = None,
+    actors: Annotated[int, typer.Option("--actors", min=1, help="--engine ray: model replicas.")] = 1,
+    gpus_per_actor: Annotated[float, typer.Option("--gpus-per-actor", min=0, help="--engine ray: GPUs per actor.")] = 0.0,
 ) -> None:
     """Classify new thread files (or stdin lines): sentiment and per-target stance with probabilities.
 
@@ -68,13 +74,17 @@ def predict(
         raise UserError("--db stores ingested files, and stdin (-) is not a file: save it to a file and pass "
                         "its path")
     if db is not None:
+        # The model is checked (and loaded) before anything is written: a missing or damaged --model
+        # must not leave the files' items in the store without predictions.
+        from pipeline.inference.engine import EngineSpec
         from pipeline.jobs.schedule import model_version_of
         from pipeline.store.db import Store
 
-        # The model is checked (and loaded) before anything is written: a missing or damaged --model
-        # must not leave the files' items in the store without predictions.
+        spec = EngineSpec(engine, address, actors, gpus_per_actor)
+        spec.check()
         model_version_of(model, "pass a trained model folder with --model (train one with `threadstance train`)")
         predictor = load_predictor(model, device, batch_size, backend, threads, max_batch_tokens, precision)
+        predictor.engine_spec = spec
         with Store(db) as store:
             records, failed = _predict_into_store(store, paths, input_format, predictor)
         write_output([apply_min_confidence(r, min_confidence) for r in records], fmt, out)
@@ -131,7 +141,8 @@ def _predict_into_store(store: Any, paths: list[str], input_format: str,
     return the stored records of the files' items in file order, plus the files that failed."""
     from rich.markup import escape
 
-    from pipeline.inference.classify import StoredCounts, classify_into_store
+    from pipeline.inference.classify import StoredCounts
+    from pipeline.inference.engine import EngineSpec, classify_pending
     from pipeline.store.db import utcnow
     from pipeline.store.load import ingest_paths
     from pipeline.store.records import stored_records
@@ -165,7 +176,11 @@ def _predict_into_store(store: Any, paths: list[str], input_format: str,
         stored = StoredCounts()
         if pending:
             started = time.perf_counter()
-            stored = classify_into_store(predictor, store, pending, run_id, _progress_callback(len(pending)))
+            args = {"model_dir": predictor.model_dir, "device": str(predictor.device), "batch_size": predictor.batch_size,
+                    "backend": predictor.backend, "num_threads": predictor.num_threads,
+                    "max_batch_tokens": predictor.max_batch_tokens, "precision": predictor.precision}
+            stored = classify_pending(getattr(predictor, "engine_spec", EngineSpec()), args, store, pending, run_id,
+                                      _progress_callback(len(pending)), predictor=predictor)
         seconds = time.perf_counter() - started
         counts.update(classified=stored.classified, reclassified_after_edit=stored.reclassified_after_edit,
                       already_stored=len(item_ids) - len(pending))

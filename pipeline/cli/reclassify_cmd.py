@@ -35,6 +35,15 @@ def reclassify(
         "--min-confidence", help="In the exported snapshot, a head whose top probability is below this says "
         "`abstain` (the store keeps the model's labels). Same as --set min_confidence=P.",
         show_default=False)] = None,
+    engine: Annotated[str | None, typer.Option("--engine", help="local (default) or ray: batch inference on Ray Data "
+                                               "(pip install 'threadstance[ray]'; docs/scaling.md).",
+                                               show_default=False)] = None,
+    address: Annotated[str | None, typer.Option("--address", help="--engine ray: the Ray cluster (default: start a "
+                                                "local Ray).", show_default=False)] = None,
+    actors: Annotated[int | None, typer.Option("--actors", min=1, help="--engine ray: model replicas.",
+                                               show_default=False)] = None,
+    gpus_per_actor: Annotated[float | None, typer.Option("--gpus-per-actor", min=0, help="--engine ray: GPUs per "
+                                                         "actor.", show_default=False)] = None,
 ) -> None:
     """One scheduled run: ingest the inbox, classify items the current model has not seen, export a snapshot.
 
@@ -42,15 +51,16 @@ def reclassify(
     `threadstance runs`), 2 bad config, 75 another run holds the lock (try again later). Cron and systemd
     examples: docs/scheduling.md.
     """
-    from pipeline.jobs.schedule import LockHeld, RunLock, RunLog, load_schedule, plan_dry_run, run_reclassify
+    from pipeline.jobs.schedule import LockHeld, RunLog, job_lock, load_schedule, plan_dry_run, run_reclassify
 
-    cfg = load_schedule(config, [*(overrides or []), *([f"min_confidence={min_confidence}"]
-                                                       if min_confidence is not None else [])])
+    options = {"min_confidence": min_confidence, "engine": engine, "ray_address": address, "actors": actors,
+               "gpus_per_actor": gpus_per_actor}
+    cfg = load_schedule(config, [*(overrides or []), *(f"{k}={v}" for k, v in options.items() if v is not None)])
     check_device(cfg.device, f"{config} [device]")
     if dry_run:
         print_plan(plan_dry_run(cfg), cfg)
         return
-    lock = RunLock(cfg.lock_file)
+    lock = job_lock(cfg)
     try:
         lock.acquire()
     except LockHeld as exc:
@@ -122,7 +132,7 @@ def print_summary(summary: Any) -> None:
 
 
 def runs(
-    db: Path = DbOption,
+    db: str = DbOption,
     config: Annotated[Path | None, typer.Option("--config", help="Read the store path from this schedule config.")] = None,
     job: Annotated[str | None, typer.Option("--job", help="Only runs of this job (e.g. reclassify).")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Newest N runs.")] = 20,
@@ -140,8 +150,10 @@ def runs(
     if config is not None:
         from pipeline.jobs.schedule import load_schedule
 
-        db = Path(load_schedule(config).store)
-    if not Path(db).is_file():
+        db = load_schedule(config).store
+    from pipeline.store.backend import shown, store_exists
+
+    if not store_exists(db):
         raise UserError("no store here yet (run `threadstance reclassify` or `threadstance ingest` first)", db)
     store = Store.open_readonly(db)
     try:
@@ -153,10 +165,10 @@ def runs(
             typer.echo(json.dumps(r, ensure_ascii=False))
         return
     if not rows:
-        console.print(f"no runs recorded in {db}", markup=False, highlight=False)
+        console.print(f"no runs recorded in {shown(db)}", markup=False, highlight=False)
         return
     jobs = {r["job"] for r in rows}
-    table = Table(title=escape(f"runs in {db}" + (f" · job {next(iter(jobs))}" if len(jobs) == 1 else "")),
+    table = Table(title=escape(f"runs in {shown(db)}" + (f" · job {next(iter(jobs))}" if len(jobs) == 1 else "")),
                   title_justify="left")
     table.add_column("run", no_wrap=True, justify="right")
     if len(jobs) > 1:

@@ -38,7 +38,7 @@ def trends(
                                         )] = "acc",
     n_boot: Annotated[int, typer.Option("--bootstrap", min=100, help="Bootstrap replicates for the intervals.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 13,
-    db: Path = DbOption,
+    db: str = DbOption,
 ) -> None:
     """Shares of each sentiment and stance label per period with 95 % intervals (threads and the model's
     out-of-fold error rates resampled); `share` is corrected for classifier error, `share_raw` is not."""

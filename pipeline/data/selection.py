@@ -76,7 +76,9 @@ def select_items(store: Store, filters: dict[str, set[str]] | None = None) -> li
 
 def open_existing_store(db: str | Path | None) -> Store:
     """Open a store that must already exist (opening a missing path would create an empty one), read-only."""
-    path = Path(db) if db is not None else DEFAULT_DB
-    if not path.exists():
+    from pipeline.store.backend import store_exists
+
+    path = db if db is not None else DEFAULT_DB
+    if not store_exists(path):
         raise UserError("no store here; run `threadstance ingest` first or pass --db", path)
     return Store.open_readonly(path)

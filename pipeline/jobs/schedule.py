@@ -2,7 +2,9 @@
 
 One :func:`run_reclassify` call is one run, safe to start from cron or a systemd timer:
 
-* a non-blocking ``fcntl.flock`` on ``lock_file`` admits one run at a time (the CLI exits 75 otherwise);
+* a non-blocking ``fcntl.flock`` on ``lock_file`` admits one run at a time on a SQLite store (the CLI exits 75
+  otherwise); on a PostgreSQL store several workers run at once and claim batches of items
+  (``FOR UPDATE SKIP LOCKED``), one of them ingesting the inbox and writing the export;
 * inbox files are ingested one transaction each, then moved to ``processed/``; a file that cannot be
   parsed goes to ``quarantine/`` with ``<name>.error.txt`` beside it and the rest carry on;
 * every item without a prediction from the model's ``model_version`` is classified, shortest texts
@@ -19,14 +21,10 @@ Relative paths in the config are relative to the working directory (run from the
 """
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import shutil
-import sqlite3
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.config.settings import STORE_PATH
 from pipeline.errors import UserError
+from pipeline.jobs.locks import INBOX_LOCK, LockHeld, RunLock, RunLog, SharedStoreLock, _now, job_lock  # noqa: F401 - LockHeld, RunLock, SharedStoreLock, job_lock: this module's API
 
 JOB = "reclassify"
 EX_TEMPFAIL = 75  # sysexits.h: temporary failure, try again later (another run holds the lock)
@@ -52,7 +51,7 @@ class ScheduleConfig(BaseModel):
     inbox: str = Field("work/inbox", description="Folder new thread files are dropped into (any ingest format).")
     processed: str = Field("work/processed", description="Ingested inbox files are moved here.")
     quarantine: str = Field("work/quarantine", description="Files that failed to parse, each with .error.txt.")
-    store: str = Field(STORE_PATH, description="The SQLite store.")
+    store: str = Field(STORE_PATH, description="The store: a SQLite file or a postgresql:// URL.")
     model: str = Field("models/default", description="Model directory; its model_version keys the predictions.")
     export: str = Field("work/export", description="Folder that receives predictions.parquet and .csv.")
     batch_size: int = Field(32, ge=1, le=4096, description="At most this many items per model call and per "
@@ -67,6 +66,11 @@ class ScheduleConfig(BaseModel):
         "auto", description="bf16: bfloat16 autocast of the torch model on CPU (faster on CPUs with native bf16; "
         "labels may differ on near-ties); auto: bf16 where the CPU has it natively, else fp32.")
     input_format: Literal["auto", "text", "html", "jsonl"] = "auto"
+    engine: Literal["local", "ray"] = Field("local", description="local: classify in this process; ray: batch "
+                                            "inference on Ray Data (pip install 'threadstance[ray]'; docs/scaling.md).")
+    ray_address: str | None = Field(None, description="Ray cluster address for engine ray; null = start a local Ray.")
+    actors: int = Field(1, ge=1, description="engine ray: model replicas (Ray actors).")
+    gpus_per_actor: float = Field(0.0, ge=0, description="engine ray: GPUs per actor (0 = CPU).")
     min_confidence: float | None = Field(
         None, ge=0, le=1, description="In the exported snapshot, a head whose top probability is below this says "
         "`abstain` (the store keeps the model's labels); null = never.")
@@ -77,93 +81,6 @@ def load_schedule(path: str | Path = DEFAULT_CONFIG, overrides: list[str] | None
     from pipeline.config.run import load_validated
 
     return load_validated(ScheduleConfig, path, overrides)
-
-
-# ---- lock and log ---------------------------------------------------------------------------------
-class LockHeld(Exception):
-    """Another process holds the run lock."""
-
-    def __init__(self, path: Path, holder: str) -> None:
-        self.path, self.holder = path, holder
-        super().__init__(f"another reclassify run holds the lock {path}" + (f" ({holder})" if holder else ""))
-
-
-class RunLock:
-    """An exclusive, non-blocking ``flock`` on a file, released when the process exits (even by kill -9).
-
-    Plain ``fcntl`` rather than ``filelock`` on purpose: filelock's Unix lock is this same flock(2) call, and
-    holding the descriptor ourselves lets the holder write its pid into the lock file, which "already
-    running" (exit 75) reports. Linux/macOS only, like the cron job it guards.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.fd: int | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise LockHeld(self.path, self.holder()) from exc
-            raise
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} since {_now()}\n".encode())
-        self.fd = fd
-
-    def holder(self) -> str:
-        try:
-            return self.path.read_text(encoding="utf-8").strip()
-        except OSError:
-            return ""
-
-    def release(self) -> None:
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
-
-    def __enter__(self) -> RunLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-class RunLog:
-    """Timestamped lines appended to the log file (flushed per line), echoed to a callback."""
-
-    def __init__(self, path: str | Path | None, echo: Callable[[str], None] | None = None) -> None:
-        self.path = Path(path) if path else None
-        self.echo = echo
-        self.fh = None
-        if self.path:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-
-    def __call__(self, message: str, level: str = "info") -> None:
-        from pipeline.ingest.paths import safe_text
-
-        message = safe_text(message)  # a file name that is not UTF-8 is logged with \xNN escapes
-        if self.fh:
-            for line in message.splitlines() or [""]:
-                self.fh.write(f"{_now()} [{os.getpid()}] {level.upper()} {line}\n")
-            self.fh.flush()
-        if self.echo:
-            self.echo(message if level == "info" else f"{level}: {message}")
-
-    def close(self) -> None:
-        if self.fh:
-            self.fh.close()
-            self.fh = None
 
 
 # ---- one run -------------------------------------------------------------------------------------
@@ -248,13 +165,14 @@ def plan_dry_run(cfg: ScheduleConfig) -> DryRunPlan:
     plan = DryRunPlan(model_version=model_version_of(cfg.model))
     files, links = scan_inbox(cfg)
     plan.quarantine.extend((shown(link.path), link.reason) for link in links)
-    store = Store.open_readonly(cfg.store) if Path(cfg.store).is_file() else None
+    from pipeline.store.backend import store_exists
+
+    store = Store.open_readonly(cfg.store) if store_exists(cfg.store) else None
     try:
         known: set[str] = store.item_ids() if store else set()
         done: set[str] = set()
         if store:
-            done = {row[0] for row in store.conn.execute(
-                "SELECT DISTINCT item_id FROM predictions WHERE model_version = ?", (plan.model_version,))}
+            done = store.predicted_item_ids(plan.model_version)
             plan.existing_pending = store.count_pending(plan.model_version)
             plan.predictions = store.prediction_counts()
         new_ids: set[str] = set()
@@ -299,9 +217,15 @@ def run_reclassify(cfg: ScheduleConfig, log: RunLog, store: Any = None) -> RunSu
         try:
             summary.model_version = model_version_of(cfg.model)
             store.update_run(summary.run_id, model_version=summary.model_version)
-            _ingest_inbox(cfg, store, summary, log)
+            owner = store.backend.try_lock(store.db, INBOX_LOCK)  # always, with one run at a time
+            if owner:
+                _ingest_inbox(cfg, store, summary, log)
+            else:
+                log("another worker is ingesting the inbox: this run only classifies")
             _classify_pending(cfg, store, summary, log)
-            _export_snapshot(cfg, store, summary, log)
+            if owner:
+                _export_snapshot(cfg, store, summary, log)
+                store.backend.unlock(store.db, INBOX_LOCK)
         except BaseException as exc:
             summary.status = "failed"
             reason = safe_text("interrupted" if isinstance(exc, KeyboardInterrupt) else
@@ -332,6 +256,7 @@ def _utc() -> str:
 def _ingest_inbox(cfg: ScheduleConfig, store: Any, summary: RunSummary, log: RunLog) -> None:
     from pipeline.ingest.paths import shown
     from pipeline.store.load import ingest_file
+    from pipeline.store.sqlite import DB_ERRORS
 
     c = summary.counts
     for key in ("files_ingested", "files_unchanged", "files_quarantined", "items_new", "items_updated",
@@ -346,7 +271,7 @@ def _ingest_inbox(cfg: ScheduleConfig, store: Any, summary: RunSummary, log: Run
         try:
             result = ingest_file(store, path, cfg.input_format)
             error = result.error
-        except (sqlite3.Error, OSError):
+        except (*DB_ERRORS, OSError):
             raise  # the store or the disk, not the file: fail the run and leave the file in the inbox
         except Exception as exc:  # noqa: BLE001 - a parser bug quarantines the file, the run goes on
             error = f"{shown(path)}: internal error while ingesting ({type(exc).__name__}: {exc})"
@@ -387,8 +312,6 @@ def _quarantine(cfg: ScheduleConfig, summary: RunSummary, log: RunLog, path: Pat
 
 
 def _classify_pending(cfg: ScheduleConfig, store: Any, summary: RunSummary, log: RunLog) -> None:
-    from pipeline.inference.classify import classify_into_store
-
     version = summary.model_version
     assert version is not None
     pending = store.pending_items(version)
@@ -410,15 +333,24 @@ def _classify_pending(cfg: ScheduleConfig, store: Any, summary: RunSummary, log:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    from pipeline.inference.engine import EngineSpec, classify_pending
+
+    spec = EngineSpec(cfg.engine, cfg.ray_address, cfg.actors, cfg.gpus_per_actor)
+    spec.check()
+    args = {"model_dir": cfg.model, "device": cfg.device, "batch_size": cfg.batch_size, "backend": cfg.backend,
+            "num_threads": cfg.num_threads, "max_batch_tokens": cfg.max_batch_tokens, "precision": cfg.precision}
     started = time.perf_counter()
-    predictor = Predictor(cfg.model, device=cfg.device, batch_size=cfg.batch_size, backend=cfg.backend,
-                          num_threads=cfg.num_threads, max_batch_tokens=cfg.max_batch_tokens,
-                          precision=cfg.precision)
-    if predictor.model_version != version:
-        raise UserError(f"the model directory changed during the run ({version} → {predictor.model_version})",
-                        cfg.model)
-    log(f"classifying {len(pending)} items with model {version} ({cfg.backend} {predictor.precision} on {predictor.device}, "
-        f"batch size {cfg.batch_size}; model loaded in {time.perf_counter() - started:.1f} s)")
+    predictor = None
+    if spec.name == "local":
+        predictor = Predictor(**args)
+        if predictor.model_version != version:
+            raise UserError(f"the model directory changed during the run ({version} → {predictor.model_version})",
+                            cfg.model)
+        log(f"classifying {len(pending)} items with model {version} ({cfg.backend} {predictor.precision} on "
+            f"{predictor.device}, batch size {cfg.batch_size}; model loaded in {time.perf_counter() - started:.1f} s)")
+    else:
+        log(f"classifying {len(pending)} items with model {version} on Ray ({cfg.actors} actor(s), "
+            f"{'cluster ' + cfg.ray_address if cfg.ray_address else 'local Ray'}, batch size {cfg.batch_size})")
     delay = float(os.environ.get(BATCH_DELAY_ENV) or 0)
     started, progress = time.perf_counter(), {"batches": 0, "next_report": 0.1}
 
@@ -435,7 +367,15 @@ def _classify_pending(cfg: ScheduleConfig, store: Any, summary: RunSummary, log:
         if delay:
             time.sleep(delay)
 
-    classify_into_store(predictor, store, pending, summary.run_id, on_batch)
+    classify_pending(spec, args, store, pending, summary.run_id, on_batch, log, predictor)
+    while store.backend.shares_work:  # items a killed worker had claimed are free again: take them too
+        pending = store.pending_items(version)
+        before = c["classified"]
+        more = classify_pending(spec, args, store, pending, summary.run_id, None, log, predictor) if pending else None
+        if more is None or not more.classified:
+            break
+        c["classified"] = before + more.classified
+        c["reclassified_after_edit"] += more.reclassified_after_edit
     seconds = time.perf_counter() - started
     c["classify_seconds"] = round(seconds, 2)
     log(f"classified {c['classified']} items in {seconds:.1f} s ({c['classified'] / max(seconds, 1e-9):.0f} items/s"

@@ -205,9 +205,10 @@ def trends(db: str | Path, model: str | Path | None = None, by: str = "year", *,
     from pipeline.config.settings import DEFAULT_MODELS
     from pipeline.inference.classify import resolve_model_version
     from pipeline.modeling.folder import ModelFolder
+    from pipeline.store.backend import store_exists
     from pipeline.store.db import Store
 
-    if not Path(db).is_file():
+    if not store_exists(db):
         raise UserError("no store here yet (run `threadstance reclassify` or `threadstance predict --db`)", db)
     folder: Path | None = Path(model) if model is not None and ModelFolder(model).is_model() else None
     store = Store.open_readonly(db)

@@ -1,30 +1,36 @@
-"""The embedded SQLite store: threads, items (with revisions), labels, predictions and runs.
+"""The store: threads, items (with revisions), labels, predictions and runs, in SQLite or PostgreSQL.
 
-One file, WAL mode, schema versioned through ``PRAGMA user_version`` with forward migrations.
-Writers use :meth:`Store.transaction` so a failed input never leaves half-written rows.
+One schema and one query layer for both back ends: SQLAlchemy Core statements (portable SQL with named
+parameters) on the connection :mod:`pipeline.store.backend` opens, schema versions as Alembic migrations
+(:mod:`pipeline.store.migrations`) run in place when a store is opened. Writers use
+:meth:`Store.transaction` so a failed input never leaves half-written rows.
 """
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from pipeline.errors import UserError
 from pipeline.ingest.model import Thread
-from pipeline.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from pipeline.store.backend import Backend, backend_for
+from pipeline.store.migrations import MIGRATIONS, SCHEMA_VERSION, current_version, upgrade
 from pipeline.store.predictions import PredictionQueries
-from pipeline.store.sqlite import StoreError, sha256_text, store_error, utcnow
+from pipeline.store.sqlite import DB_ERRORS, StoreError, sha256_text, store_error, utcnow
 
 __all__ = ["ITEM_COLUMNS", "MIGRATIONS", "SCHEMA_VERSION", "Store", "StoreError", "WriteCounts", "sha256_text",
            "store_error", "utcnow"]
 
 ITEM_COLUMNS = ("item_id", "thread_id", "kind", "parent_id", "position", "depth", "author", "posted_at",
                 "text", "flags", "revision")
+THREAD_FIELDS = ("title", "standfirst", "article_date", "url", "source", "declared_comments")
+META_FIELDS = ("thread_id", "kind", "parent_id", "position", "depth", "author", "posted_at", "flags")
+ID_CHUNK = 5000  # ids per ``IN (…)`` list (SQLite allows 32,766 parameters)
 
 
 @dataclass
@@ -44,41 +50,39 @@ class WriteCounts:
 
 
 class Store(PredictionQueries):
-    """A threadstance SQLite database.
+    """A threadstance store.
 
     Args:
-        path: The database file; parent folders are created. Opening migrates older schemas. An existing
-            store this process may not write (read-only file or folder, read-only file system) is opened
-            read-only: reading works, and every write fails with a :class:`StoreError` saying so.
+        path: A SQLite file (parent folders are created) or a PostgreSQL URL ``postgresql://user@host:port/db``.
+            Opening migrates older schemas. An existing SQLite store this process may not write (read-only
+            file or folder, read-only file system) is opened read-only: reading works, and every write
+            fails with a :class:`StoreError` saying so.
+
+    ``db`` is the SQLAlchemy connection every query runs on; ``conn`` is its driver connection (for SQLite
+    the ``sqlite3`` connection, rows readable by name).
     """
 
     read_only: bool = False
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if self.path.is_file() and not writable(self.path):
-            self._open_readonly()
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        self.backend: Backend = backend_for(path)
+        self.path = self.backend.path
+        self._depth = 0
+        self.db, self.read_only = self.backend.open(read_only)
+        self.conn = self.db.connection.driver_connection
+        if self.read_only:
+            self._check_readonly_version(self.schema_version)
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create the store's folder: {exc.strerror or exc}", self.path) from exc
-        try:
-            self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise UserError(f"cannot open the SQLite store: {exc}", self.path) from exc
-        self.conn.row_factory = sqlite3.Row
-        try:
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
             self.migrate()
-        except sqlite3.Error as exc:
-            self.conn.close()
-            if "readonly" in str(exc).lower() and self.path.is_file():  # read-only in a way os.access missed
-                self._open_readonly()
+        except StoreError as exc:
+            self.close()
+            if "read-only" in str(exc) and self.backend.name == "sqlite" and Path(self.path).is_file():
+                self.db, self.read_only = self.backend.open(True)  # read-only in a way os.access missed
+                self.conn = self.db.connection.driver_connection
+                self._check_readonly_version(self.schema_version)
                 return
-            raise store_error(exc, self.path) from exc
+            raise
 
     def __enter__(self) -> Store:
         return self
@@ -87,70 +91,96 @@ class Store(PredictionQueries):
         self.close()
 
     def close(self) -> None:
-        self.conn.close()
+        """Close the connection for good (SQLite checkpoints its WAL file when the last one closes)."""
+        engine = self.db.engine
+        self.db.close()
+        engine.dispose()
 
     @property
     def schema_version(self) -> int:
-        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+        return current_version(self.db, self.backend.name == "sqlite")
 
     def migrate(self) -> None:
-        """Apply pending migrations, each in its own transaction."""
+        """Apply pending migrations in one transaction (nothing is changed when the schema is current)."""
         version = self.schema_version
         if version > SCHEMA_VERSION:
             raise UserError(f"store schema v{version} is newer than this threadstance (v{SCHEMA_VERSION}); "
                             "upgrade threadstance", self.path)
-        for target in range(version, SCHEMA_VERSION):
+        if version < SCHEMA_VERSION:
             with self.transaction():
-                for statement in MIGRATIONS[target].split(";"):
-                    if statement.strip():
-                        self.conn.execute(statement)
-                self.conn.execute(f"PRAGMA user_version = {target + 1}")
+                upgrade(self.db, self.backend.name == "sqlite")
+
+    # ---- queries and transactions --------------------------------------------------------------
+    def _x(self, sql: str, params: Any = None) -> sa.CursorResult[Any]:
+        """Run one statement (named ``:parameters``; a list of dicts runs it once per dict)."""
+        return self.db.execute(sa.text(sql), params if params is not None else {})
+
+    def _all(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        return [dict(row._mapping) for row in self._x(sql, params)]
+
+    def _one(self, sql: str, params: Any = None) -> dict[str, Any] | None:
+        row = self._x(sql, params).first()
+        return dict(row._mapping) if row is not None else None
+
+    def _scalar(self, sql: str, params: Any = None) -> Any:
+        return self._x(sql, params).scalar()
 
     def _rollback(self) -> None:
-        # SQLite may already have rolled back by itself (disk full, I/O error): ROLLBACK would then fail
-        # with "cannot rollback - no transaction is active" and hide the real error.
-        if self.conn.in_transaction:
-            try:
-                self.conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
+        # The database may already have rolled back by itself (SQLite on disk full or I/O error): a failing
+        # ROLLBACK must not hide the real error.
+        try:
+            self.db.exec_driver_sql("ROLLBACK")
+        except DB_ERRORS:
+            pass
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception.
+    def transaction(self) -> Iterator[sa.Connection]:
+        """BEGIN (SQLite: IMMEDIATE) … COMMIT, rolled back on any exception; inside another transaction of
+        this store it joins it (the outer one commits).
 
-        SQLite errors (disk full, read-only file, locked, I/O) become a :class:`StoreError` naming the
-        store file; nothing of the transaction is kept, so the next run carries on.
+        Database errors (disk full, read-only, locked, I/O, connection lost) become a :class:`StoreError`
+        naming the store; nothing of the transaction is kept, so the next run carries on.
         """
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.db
+            finally:
+                self._depth -= 1
+            return
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
+            self.db.exec_driver_sql(self.backend.begin_sql())
+        except DB_ERRORS as exc:
             raise store_error(exc, self.path) from exc
+        self._depth = 1
         try:
-            yield self.conn
-        except sqlite3.Error as exc:
+            yield self.db
+        except DB_ERRORS as exc:
+            self._depth = 0
             self._rollback()
             raise store_error(exc, self.path) from exc
         except BaseException:
+            self._depth = 0
             self._rollback()
             raise
+        self._depth = 0
         try:
-            self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+            self.db.exec_driver_sql("COMMIT")
+        except DB_ERRORS as exc:
             self._rollback()
             raise store_error(exc, self.path) from exc
 
     # ---- ingest -------------------------------------------------------------------------------
     def source_unchanged(self, path: str, sha256: str) -> bool:
-        row = self.conn.execute("SELECT sha256 FROM sources WHERE path = ?", (path,)).fetchone()
-        return row is not None and row["sha256"] == sha256
+        return self._scalar("SELECT sha256 FROM sources WHERE path = :p", {"p": path}) == sha256
 
     def record_source(self, path: str, sha256: str, fmt: str, encoding: str, threads: int) -> None:
-        self.conn.execute(
-            "INSERT INTO sources(path, sha256, format, encoding, threads, ingested_at) VALUES (?,?,?,?,?,?) "
-            "ON CONFLICT(path) DO UPDATE SET sha256=excluded.sha256, format=excluded.format, "
-            "encoding=excluded.encoding, threads=excluded.threads, ingested_at=excluded.ingested_at",
-            (path, sha256, fmt, encoding, threads, utcnow()))
+        self._x("INSERT INTO sources(path, sha256, format, encoding, threads, ingested_at) "
+                "VALUES (:path, :sha256, :format, :encoding, :threads, :at) "
+                "ON CONFLICT(path) DO UPDATE SET sha256=excluded.sha256, format=excluded.format, "
+                "encoding=excluded.encoding, threads=excluded.threads, ingested_at=excluded.ingested_at",
+                {"path": path, "sha256": sha256, "format": fmt, "encoding": encoding, "threads": threads,
+                 "at": utcnow()})
 
     def write_thread(self, thread: Thread) -> WriteCounts:
         """Upsert a thread and its items; call inside :meth:`transaction`.
@@ -161,94 +191,100 @@ class Store(PredictionQueries):
         """
         now = utcnow()
         counts = WriteCounts(threads=1)
-        old_thread = self.conn.execute(
-            "SELECT title, standfirst, article_date, url, source, declared_comments FROM threads "
-            "WHERE thread_id = ?", (thread.thread_id,)).fetchone()
-        values = (thread.title, thread.standfirst, thread.article_date,
-                  thread.url if thread.url is not None or old_thread is None else old_thread["url"],
-                  thread.source, thread.declared_comments)
+        old_thread = self._one(f"SELECT {', '.join(THREAD_FIELDS)} FROM threads WHERE thread_id = :t",
+                               {"t": thread.thread_id})
+        values = {"title": thread.title, "standfirst": thread.standfirst, "article_date": thread.article_date,
+                  "url": thread.url if thread.url is not None or old_thread is None else old_thread["url"],
+                  "source": thread.source, "declared_comments": thread.declared_comments}
         if old_thread is None:
-            self.conn.execute(
-                "INSERT INTO threads(title, standfirst, article_date, url, source, declared_comments, thread_id, "
-                "first_ingested_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)", (*values, thread.thread_id, now, now))
-        existing = {row[0]: row for row in self.conn.execute(
-            "SELECT item_id, thread_id, kind, parent_id, position, depth, author, posted_at, flags, text, "
-            "text_sha256, revision FROM items WHERE thread_id = ?", (thread.thread_id,))}
+            self._x(f"INSERT INTO threads({', '.join(THREAD_FIELDS)}, thread_id, first_ingested_at, updated_at) "
+                    f"VALUES ({', '.join(':' + f for f in THREAD_FIELDS)}, :thread_id, :now, :now)",
+                    {**values, "thread_id": thread.thread_id, "now": now})
+        existing = {row["item_id"]: row for row in self._all(
+            f"SELECT item_id, {', '.join(META_FIELDS)}, text, text_sha256, revision FROM items WHERE thread_id = :t",
+            {"t": thread.thread_id})}
         inserts = []
+        set_meta = ", ".join(f"{f}=:{f}" for f in META_FIELDS)
         for item in thread.items:
             digest = sha256_text(item.text)
-            meta = (item.thread_id, item.kind, item.parent_id, item.position, item.depth, item.author,
-                    item.posted_at, json.dumps(sorted(set(item.flags))))
+            meta = {"thread_id": item.thread_id, "kind": item.kind, "parent_id": item.parent_id,
+                    "position": item.position, "depth": item.depth, "author": item.author,
+                    "posted_at": item.posted_at, "flags": json.dumps(sorted(set(item.flags)))}
             old = existing.get(item.item_id)
             if old is None:
-                inserts.append((*meta, item.item_id, item.text, digest, now, now))
+                inserts.append({**meta, "item_id": item.item_id, "text": item.text, "text_sha256": digest, "now": now})
                 counts.new += 1
             elif old["text_sha256"] == digest:
-                if tuple(old)[1:9] != meta:
-                    self.conn.execute(
-                        "UPDATE items SET thread_id=?, kind=?, parent_id=?, position=?, depth=?, author=?, "
-                        "posted_at=?, flags=? WHERE item_id=?", (*meta, item.item_id))
+                if any(old[f] != meta[f] for f in META_FIELDS):
+                    self._x(f"UPDATE items SET {set_meta} WHERE item_id=:item_id", {**meta, "item_id": item.item_id})
                 counts.unchanged += 1
             else:
-                self.conn.execute(
-                    "INSERT INTO item_revisions(item_id, revision, text, text_sha256, replaced_at) "
-                    "VALUES (?,?,?,?,?)", (item.item_id, old["revision"], old["text"], old["text_sha256"], now))
-                self.conn.execute(
-                    "UPDATE items SET thread_id=?, kind=?, parent_id=?, position=?, depth=?, author=?, "
-                    "posted_at=?, flags=?, text=?, text_sha256=?, revision=revision + 1, updated_at=? "
-                    "WHERE item_id=?", (*meta, item.text, digest, now, item.item_id))
+                self._x("INSERT INTO item_revisions(item_id, revision, text, text_sha256, replaced_at) "
+                        "VALUES (:item_id, :revision, :text, :text_sha256, :now)",
+                        {"item_id": item.item_id, "revision": old["revision"], "text": old["text"],
+                         "text_sha256": old["text_sha256"], "now": now})
+                self._x(f"UPDATE items SET {set_meta}, text=:text, text_sha256=:text_sha256, revision=revision + 1, "
+                        "updated_at=:now WHERE item_id=:item_id",
+                        {**meta, "text": item.text, "text_sha256": digest, "now": now, "item_id": item.item_id})
                 counts.updated += 1
         if inserts:
-            self.conn.executemany(
-                "INSERT INTO items(thread_id, kind, parent_id, position, depth, author, posted_at, flags, "
-                "item_id, text, text_sha256, revision, first_seen_at, updated_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,1,?,?)", inserts)
-        if old_thread is not None and (tuple(old_thread) != values or counts.new or counts.updated):
-            self.conn.execute(
-                "UPDATE threads SET title=?, standfirst=?, article_date=?, url=?, source=?, declared_comments=?, "
-                "updated_at=? WHERE thread_id=?", (*values, now, thread.thread_id))
+            self._x(f"INSERT INTO items({', '.join(META_FIELDS)}, item_id, text, text_sha256, revision, first_seen_at, "
+                    f"updated_at) VALUES ({', '.join(':' + f for f in META_FIELDS)}, :item_id, :text, :text_sha256, 1, "
+                    ":now, :now)", inserts)
+        if old_thread is not None and (old_thread != values or counts.new or counts.updated):
+            self._x(f"UPDATE threads SET {', '.join(f'{f}=:{f}' for f in THREAD_FIELDS)}, updated_at=:now "
+                    "WHERE thread_id=:thread_id", {**values, "now": now, "thread_id": thread.thread_id})
         return counts
 
     # ---- reading ------------------------------------------------------------------------------
     def items(self, thread_id: str | None = None, kinds: Iterable[str] | None = None,
               item_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Items as dicts (flags decoded), in thread and page order."""
-        sql = f"SELECT {', '.join(ITEM_COLUMNS)}, text_sha256 FROM items"
-        where, args = [], []
+        where, params = [], {}
         if thread_id is not None:
-            where.append("thread_id = ?")
-            args.append(thread_id)
+            where.append("thread_id = :thread_id")
+            params["thread_id"] = thread_id
         if kinds is not None:
-            kinds = list(kinds)
-            where.append(f"kind IN ({','.join('?' * len(kinds))})")
-            args.extend(kinds)
-        if item_ids is not None:
-            ids = list(item_ids)
-            where.append("item_id IN (SELECT value FROM json_each(?))")
-            args.append(json.dumps(ids))
+            where.append("kind IN :kinds")
+            params["kinds"] = list(kinds)
+        sql = f"SELECT {', '.join(ITEM_COLUMNS)}, text_sha256 FROM items"
+        if item_ids is None:
+            chunks: list[list[str] | None] = [None]
+        else:
+            where.append("item_id IN :ids")
+            ids = list(dict.fromkeys(item_ids))
+            chunks = [ids[i:i + ID_CHUNK] for i in range(0, len(ids), ID_CHUNK)]
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY thread_id, position"
-        return [_item_dict(row) for row in self.conn.execute(sql, args)]
+        stmt = sa.text(sql + " ORDER BY thread_id, position")
+        stmt = stmt.bindparams(*(sa.bindparam(k, expanding=True) for k in ("kinds", "ids")
+                                 if k in params or (k == "ids" and item_ids is not None)))
+        out: list[dict[str, Any]] = []
+        for chunk in chunks:
+            if chunk is not None and not chunk:
+                continue
+            out.extend(_item_dict(row._mapping) for row in self.db.execute(
+                stmt, {**params, **({"ids": chunk} if chunk is not None else {})}))
+        if len(chunks) > 1:
+            out.sort(key=lambda d: (d["thread_id"], d["position"]))
+        return out
 
     def item_ids(self) -> set[str]:
-        return {row[0] for row in self.conn.execute("SELECT item_id FROM items")}
+        return {row[0] for row in self._x("SELECT item_id FROM items")}
 
     def threads(self) -> list[dict[str, Any]]:
-        return [dict(row) for row in self.conn.execute("SELECT * FROM threads ORDER BY thread_id")]
+        return self._all("SELECT * FROM threads ORDER BY thread_id")
 
     def thread(self, thread_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT * FROM threads WHERE thread_id = ?", (thread_id,)).fetchone()
-        return dict(row) if row else None
+        return self._one("SELECT * FROM threads WHERE thread_id = :t", {"t": thread_id})
 
     def revisions(self, item_id: str) -> list[dict[str, Any]]:
-        return [dict(row) for row in self.conn.execute(
-            "SELECT * FROM item_revisions WHERE item_id = ? ORDER BY revision", (item_id,))]
+        return self._all("SELECT * FROM item_revisions WHERE item_id = :i ORDER BY revision", {"i": item_id})
 
     def counts(self) -> dict[str, int]:
-        out = {"threads": self.conn.execute("SELECT COUNT(*) FROM threads").fetchone()[0]}
+        out = {"threads": int(self._scalar("SELECT COUNT(*) FROM threads"))}
         for kind in ("paragraph", "comment", "reply"):
-            out[kind] = self.conn.execute("SELECT COUNT(*) FROM items WHERE kind = ?", (kind,)).fetchone()[0]
+            out[kind] = int(self._scalar("SELECT COUNT(*) FROM items WHERE kind = :k", {"k": kind}))
         return out
 
     # ---- opening read-only --------------------------------------------------------------------
@@ -257,56 +293,24 @@ class Store(PredictionQueries):
         """Open an existing store for reading: for reports, exports and dry runs.
 
         Nothing is written, except that an older schema is migrated first when the store is writable.
-        A store in a folder this process cannot write is read as an immutable file (no ``-wal`` / ``-shm``
-        files needed). Errors are a one-line :class:`StoreError` naming the store.
+        A SQLite store in a folder this process cannot write is read as an immutable file (no ``-wal`` /
+        ``-shm`` files needed). Errors are a one-line :class:`StoreError` naming the store.
         """
-        path = Path(path)
-        if path.is_file() and writable(path):
-            probe = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        backend = backend_for(path)
+        if backend.name != "sqlite" or (Path(path).is_file() and backend.writable()):
             try:
-                old = int(probe.execute("PRAGMA user_version").fetchone()[0]) < SCHEMA_VERSION
-            except sqlite3.Error:
-                old = False  # reported below, by the read-only open
-            finally:
+                probe = cls(path, read_only=True)
                 probe.close()
-            if old:
+            except StoreError as exc:
+                if "read-only: cannot write the upgrade" not in str(exc):
+                    raise
                 cls(path).close()  # migrate, as any opening for writing would
-        self = cls.__new__(cls)
-        self.path = path
-        self._open_readonly()
-        return self
-
-    def _open_readonly(self) -> None:
-        """Connect read-only (``mode=ro``; ``immutable=1`` when the folder is not writable, so no ``-shm``
-        file can be made, and no other process has unsaved changes in a ``-wal`` file) and read the schema."""
-        self.read_only = True
-        wal = self.path.with_name(self.path.name + "-wal")
-        folder_writable = os.access(self.path.parent, os.W_OK)
-        modes = ["mode=ro"] if folder_writable or (wal.is_file() and wal.stat().st_size) else []
-        if not folder_writable:
-            modes.append("immutable=1")
-        uri = self.path.resolve().as_uri()
-        for i, mode in enumerate(modes):
-            conn = None
-            try:
-                conn = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=30, isolation_level=None)
-                conn.row_factory = sqlite3.Row
-                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-            except sqlite3.Error as exc:
-                if conn is not None:
-                    conn.close()
-                if i == len(modes) - 1:
-                    raise store_error(exc, self.path) from exc
-                continue
-            self.conn = conn
-            break
-        self._check_readonly_version(version)
+        return cls(path, read_only=True)
 
     def _check_readonly_version(self, version: int) -> None:
         if version == SCHEMA_VERSION:
             return
-        self.conn.close()
+        self.close()
         if version > SCHEMA_VERSION:
             raise UserError(f"store schema v{version} is newer than this threadstance (v{SCHEMA_VERSION}); "
                             "upgrade threadstance", self.path)
@@ -316,11 +320,11 @@ class Store(PredictionQueries):
 
 
 def writable(path: Path) -> bool:
-    """Whether this process may write the store file and create its ``-wal`` / ``-shm`` files beside it."""
-    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+    """Whether this process may write the SQLite store file and create its ``-wal`` / ``-shm`` files beside it."""
+    return backend_for(path).writable()
 
 
-def _item_dict(row: sqlite3.Row) -> dict[str, Any]:
+def _item_dict(row: Any) -> dict[str, Any]:
     out = dict(row)
     out["flags"] = json.loads(out["flags"])
     return out

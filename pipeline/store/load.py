@@ -1,7 +1,6 @@
 """Write parsed input files into the store: one transaction per file, each failure isolated to its file."""
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +10,7 @@ from pipeline.ingest.parse import parse_file
 from pipeline.ingest.paths import safe_text, scan_paths, shown
 from pipeline.ingest.reader import detect_format
 from pipeline.store.db import Store, WriteCounts, store_error
+from pipeline.store.sqlite import DB_ERRORS
 
 
 @dataclass
@@ -82,7 +82,7 @@ def ingest_file(store: Store, path: str | Path, fmt: str = "auto") -> FileResult
         result.error = f"{name}: too large to parse in memory"
     except OSError as exc:
         result.error = f"{name}: cannot read or write: {exc.strerror or exc}"
-    except sqlite3.Error as exc:
+    except DB_ERRORS as exc:
         result.error = str(store_error(exc, store.path))
     except Exception as exc:  # any other parser failure: skip this file, keep going with the rest
         result.error = f"{name}: could not be parsed ({type(exc).__name__}: {exc})"

@@ -1,7 +1,9 @@
-"""The store's schema: forward migrations applied in order, tracked by ``PRAGMA user_version``."""
+"""The SQL of the schema versions written before the migrations moved to Alembic (stores up to v2 carry it,
+tracked by ``PRAGMA user_version``). Kept to recognise, and in tests to build, stores of older versions;
+never edited. The Alembic revisions ``0001`` and ``0002`` make the same schema on every back end."""
 from __future__ import annotations
 
-# Each entry migrates the schema from version i to i + 1. Never edit a released entry; append.
+# Each entry migrated the schema from version i to i + 1.
 MIGRATIONS: list[str] = [
     """
     CREATE TABLE threads (
@@ -97,4 +99,4 @@ MIGRATIONS: list[str] = [
     CREATE INDEX predictions_version ON predictions(model_version, item_id, revision);
     """,
 ]
-SCHEMA_VERSION = len(MIGRATIONS)
+LEGACY_VERSION = len(MIGRATIONS)
