@@ -214,6 +214,9 @@ def test_bf16_predictor_with_linear_weights_cast_once_gives_the_autocast_probabi
     reference, tok = ModelFolder(smoke_model).load_model()  # float32 weights, cast by autocast at every call
     forward = torch_forward(reference, torch.device("cpu"), True, fast.sentiment_temperature, fast.stance_temperature)
     ids = fast.encode(texts)
-    for (i, s1, st1), (j, s2, st2) in zip(iter_proba(ids, fast._forward, fast._pad_id, fast._sep_id, 2),
-                                          iter_proba(ids, forward, tok.pad_token_id or 0, special_ids(tok)[1], 2)):
+    # each loop run to its end before the next starts: interleaved generators would leave inference mode on
+    ours = list(iter_proba(ids, fast._forward, fast._pad_id, fast._sep_id, 2))
+    theirs = list(iter_proba(ids, forward, tok.pad_token_id or 0, special_ids(tok)[1], 2))
+    assert not torch.is_inference_mode_enabled()
+    for (i, s1, st1), (j, s2, st2) in zip(ours, theirs):
         assert (i == j).all() and (s1 == s2).all() and (st1 == st2).all()
