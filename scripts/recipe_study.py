@@ -345,6 +345,10 @@ DESCRIBE = {
     "top2_corpus": "(c, e) top 2 layers; real x2 + written corpus, 3 epochs, lr 1e-4",
     "top2_corpus_real3_sw": "(f) top 2 layers; real x3 + corpus, corpus sentiment loss x0.5, 3 epochs",
     "top4_corpus": "(c, e) top 4 layers on cached layer-8 states; real x2 + corpus, 3 epochs, lr 6e-5",
+    "top6_corpus": "top 6 layers on cached layer-6 states; real x2 + corpus, 3 epochs, lr 5e-5",
+    "top2_corpus_real1": "top 2 layers; real x1 + corpus, 3 epochs",
+    "top2_corpus_real3": "top 2 layers; real x3 + corpus, 3 epochs",
+    "top2_corpus_cmt": "top 2 layers; real x2 + corpus, reader comments twice more per epoch (x4), 3 epochs",
     "full_corpus": "(d, e) full mpnet fine-tuning (product trainer), bf16 autocast; real x2 + corpus, 2 epochs, "
                    "encoder lr 3e-5, heads 1e-3, end state kept",
     "minilm_ft": "(a, e) the previous default, now `configs/fast.yaml`: MiniLM-L6 fully fine-tuned, corpus + real "
