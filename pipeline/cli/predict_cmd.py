@@ -215,7 +215,11 @@ def _progress_callback(total: int, min_items: int = 500) -> Any:
 
 def classify_with_progress(predictor: Any, items: list[dict[str, Any]], classify_records: Any,
                            min_items: int = 500) -> list[dict[str, Any]]:
-    """Prediction records in input order; without a terminal, a plain progress line per ~10 % of the items."""
+    """Prediction records in input order; without a terminal, a plain progress line per ~10 % of the items.
+
+    Evidence is found once for all items after the last batch (as :func:`classify_records` does), so its
+    sentences share length-sorted batches across the whole input instead of one small call per batch.
+    """
     from pipeline.inference.classify import with_evidence
     from pipeline.progress import PlainProgress, is_terminal
     from pipeline.store.records import prediction_record
@@ -223,13 +227,16 @@ def classify_with_progress(predictor: Any, items: list[dict[str, Any]], classify
     if is_terminal(err_console.file) or len(items) < min_items:
         return classify_records(predictor, items)
     parents = [i.get("parent_text") for i in items] if predictor.spec.include_parent else None
-    out: list[Any] = [None] * len(items)
+    preds: list[Any] = [None] * len(items)
     progress = PlainProgress(len(items), "classify", "items", stream=err_console.file)
-    for idx, preds in predictor.predict_batches([i["text"] for i in items], parents):
-        for i, pred, ev in zip(idx, preds, with_evidence(predictor, [items[i] for i in idx], preds)):
-            out[i] = prediction_record(items[i], pred, predictor.model_version, evidence=ev)
+    for idx, batch in predictor.predict_batches([i["text"] for i in items], parents):
+        for i, pred in zip(idx, batch):
+            preds[i] = pred
         progress.advance(len(idx))
-    return out
+    err_console.print("evidence: scoring the sentences of items with a stance", markup=False, highlight=False)
+    found = with_evidence(predictor, items, preds)
+    return [prediction_record(item, pred, predictor.model_version, evidence=ev)
+            for item, pred, ev in zip(items, preds, found)]
 
 
 def items_from_stdin(stream: Any, input_format: str = "auto") -> list[dict[str, Any]]:
