@@ -19,14 +19,15 @@ _counter = itertools.count(1)
 
 
 class PostgresServer:
-    """``pg_virtualenv`` running ``sh`` that writes the cluster's PG* variables and waits on its stdin: the
+    """``pg_virtualenv -t`` (its cluster files in a temporary folder even as root, so test sessions side by
+    side do not meet) running ``sh`` that writes the cluster's PG* variables and waits on its stdin: the
     cluster lives until :meth:`stop` closes that stdin, then pg_virtualenv removes it."""
 
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="ts-pg-"))
         env_file = self.folder / "env"
         self.proc = subprocess.Popen(
-            ["pg_virtualenv", "sh", "-c", 'env | grep "^PG" > "$0.tmp" && mv "$0.tmp" "$0"; read _', str(env_file)],
+            ["pg_virtualenv", "-t", "sh", "-c", 'env | grep "^PG" > "$0.tmp" && mv "$0.tmp" "$0"; read _', str(env_file)],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.folder)
         deadline = time.time() + 120
         while not env_file.exists():

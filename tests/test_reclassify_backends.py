@@ -63,7 +63,7 @@ def start(config: Path, delay: float) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def wait_for_predictions(store: str, at_least: int, procs: list[subprocess.Popen], timeout: float = 120) -> None:
+def wait_for_predictions(store: str, at_least: int, procs: list[subprocess.Popen], timeout: float = 600) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
@@ -124,7 +124,7 @@ def test_two_workers_on_postgresql_share_the_work_and_classify_every_item_exactl
     url = postgres_server.new_database()
     configs = two_workers(tmp_path, url, smoke_model, seed_files)
     procs = [start(c, 0.1) for c in configs]
-    outs = [p.communicate(timeout=300) for p in procs]
+    outs = [p.communicate(timeout=900) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     n = n_items(seed_files)
     assert stored(url) == (n, n, n)
@@ -143,7 +143,7 @@ def test_one_of_two_workers_killed_with_kill_9_loses_nothing(
     try:
         wait_for_predictions(url, 8, procs)
         os.kill(procs[1].pid, signal.SIGKILL)
-        out = procs[0].communicate(timeout=300)
+        out = procs[0].communicate(timeout=900)
         procs[1].wait(timeout=30)
     finally:
         for p in procs:
