@@ -126,6 +126,11 @@ class Predictor:
         if self._autocast and self.model is not None:
             bf16_linear_weights(self.model)
 
+    def autocast(self) -> Any:
+        """The autocast context the torch model runs in (its linear weights are bf16 when it is on): callers
+        that run ``self.model`` directly, like the pooled embeddings of ``suggest``, enter it too."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._autocast)
+
     # ---- backends -----------------------------------------------------------------------------
     def _load_onnx(self, meta: dict) -> tuple[Any, Any]:
         import onnxruntime as ort

@@ -167,7 +167,8 @@ def pooled_embeddings(predictor: Any, texts: Sequence[str], parents: Sequence[st
 
     def forward(batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         tensors = {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
-        pooled = model.encode(**tensors).float().cpu().numpy()
+        with torch.inference_mode(), predictor.autocast():
+            pooled = model.encode(**tensors).float().cpu().numpy()
         return pooled, pooled[:, :0]
 
     ids = predictor.encode(texts, parents)
