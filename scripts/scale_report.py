@@ -38,6 +38,7 @@ def render(data: dict) -> str:
         f"{data['cpus']} means other processes competed for the cores), so read the engine rows against each other "
         "and treat absolute rates as lower bounds.",
         "",
+        *[line for note in data.get("notes", []) for line in (note, "")],
         f"**Items**: {data['items']:,} synthetic items: the {data['sentences']:,} sentences of the project's corpus "
         "(`data/train/parts/*.jsonl`, split after `.`, `!`, `?`) sampled with a fixed seed and recombined, 1–3 "
         "sentences per item, in threads of 25 comments (every fourth a reply), 500 items per JSONL file. "
@@ -51,7 +52,7 @@ def render(data: dict) -> str:
         "",
         "## Classification: local engine vs Ray (SQLite store)",
         "",
-        "| engine | items | seconds | items/s | Ray start (s) | items/s without Ray start | peak RSS of the job (MB) | load avg |",
+        "| engine | items | seconds | items/s | Ray start (s) | items/s with Ray start | peak RSS of the job (MB) | load avg |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for store in ("sqlite", "postgresql"):
@@ -63,15 +64,16 @@ def render(data: dict) -> str:
             name = f"{engine}" + (f", {actors} actor{'s' if actors > 1 else ''}" if engine == "ray" else "") + \
                 (" (PostgreSQL store)" if store == "postgresql" else "")
             lines.append(f"| {name} | {r['items']:,} | {r['seconds']:.1f} | {r['items'] / r['seconds']:.0f} | "
-                         f"{start:.1f} | {r['items'] / r['seconds']:.0f} |" if start is not None else
+                         f"{start:.1f} | {r['items'] / (r['seconds'] + start):.0f} |" if start is not None else
                          f"| {name} | {r['items']:,} | {r['seconds']:.1f} | {r['items'] / r['seconds']:.0f} | – | – |")
             lines[-1] += f" {r['peak_rss_mb']:.0f} | {r['load_avg_1min_after']:.1f} |"
     lines += [
         "",
-        "`seconds` of a Ray row run from the call into the engine to the last stored row: export of the pending "
+        "`seconds` run from the call into the engine to the last stored row; for Ray that is the export of the pending "
         "items to Parquet, actor start-up (each loads the model folder), inference, Parquet output, and loading it "
-        "into the store; `Ray start` is `ray.init` of a local Ray before that (connecting to a running cluster is "
-        "faster). The driver's RSS leaves out the actors' own processes. On 2 cores Ray gives each of N actors "
+        "into the store. `Ray start` (`ray.init` of a local Ray, before that) is the fixed overhead shown apart; "
+        "actor start-up (a process and a model load per actor, a few seconds each) stays inside `seconds`. "
+        "Connecting to a running cluster skips `ray.init`'s start. The driver's RSS leaves out the actors' own processes. On 2 cores Ray gives each of N actors "
         "(2 − 1)/N cores, one core staying with Ray's read and write tasks, so on this machine it cannot beat "
         "the local engine, which uses both cores: Ray pays off with more cores, more machines or GPUs.",
         "",
@@ -88,7 +90,9 @@ def render(data: dict) -> str:
         w = get.get((store, "writes", "-", 0))
         n = data["items"]
         per_item = ing["size_bytes"] / n
-        with_pred = (w["size_bytes"] / n) if w else None
+        # the writes step stores one prediction per item on top of the sample the engines classified
+        preds = n + data.get("classify_items", n)
+        with_pred = per_item + (w["size_bytes"] - ing["size_bytes"]) / preds if w else None
         lines.append(
             f"| {store} | {ing['items'] / ing['seconds']:,.0f} | {ing['peak_rss_mb']:.0f} | "
             f"{_fmt(w['write_rows_per_s']) if w else '–'} | {_fmt(w['parquet_items_per_s']) if w else '–'} | "
@@ -113,7 +117,9 @@ def cost_model(get: dict) -> list[str]:
     pg_rows = pg["write_rows_per_s"] if pg else float("nan")
     sq_rows = sq["write_rows_per_s"] if sq else float("nan")
     parquet = (sq or pg or {}).get("parquet_items_per_s", float("nan"))
-    bytes_item = (pg or sq)["size_bytes"] / 20000 if (pg or sq) else float("nan")
+    ing = get.get(("postgresql", "ingest", "-", 0)) or get.get(("sqlite", "ingest", "-", 0))
+    w = pg or sq
+    bytes_item = ing["size_bytes"] / 20000 + (w["size_bytes"] - ing["size_bytes"]) / 22000 if w else float("nan")
     evidence_factor = DEFAULT_CPU_NO_EVIDENCE_ITEMS_S / DEFAULT_CPU_ITEMS_S
     gpu_items_s = GPU_ENCODER_ITEMS_S / evidence_factor
     cpu_days = N_TARGET / DEFAULT_CPU_ITEMS_S / 86400
@@ -141,7 +147,7 @@ def cost_model(get: dict) -> list[str]:
         f"reading back run at {_fmt(parquet)} items/s on one core, about "
         f"{parquet / gpu_items_s:,.0f} GPU actors' worth; the export of 100 M items takes "
         f"{N_TARGET / parquet / 3600:,.1f} h on one core unless it is split by id range across workers (the shards "
-        "already are id ranges). Tokenisation runs inside each actor (the Rust tokenizer, a few thousand short "
+        "already are id ranges). Tokenisation runs inside each actor (the Rust tokenizer; not measured separately here, its rate is inside the engine rows above; a few thousand short "
         "texts/s per core): a GPU actor needs 2–4 CPU cores beside its GPU so that the GPU, not tokenisation, "
         "stays the limit.",
         f"* **Storage.** At ≈ {bytes_item:,.0f} bytes per item with one prediction (PostgreSQL measured above), "
