@@ -25,7 +25,6 @@ import sys
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -33,6 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pipeline.ingest.model import Item, Thread  # noqa: E402
+from pipeline.modeling.outputs import Prediction  # noqa: E402
 from pipeline.store.db import Store, sha256_text  # noqa: E402
 from pipeline.store.records import prediction_record  # noqa: E402
 
@@ -41,14 +41,6 @@ TARGETS = ["blame_management", "funding", "nqsw_access", "ofsted"]
 SENTIMENT = ["negative", "neutral", "positive"]
 STANCE = ["favor", "against", "none"]
 AUTHORS = ["Frontline SW", "Agency Al", "Team manager", "Jo", "Anonymous", "NQSW 2019", "Retired DCS", "Parent"]
-
-
-@dataclass
-class Pred:
-    sentiment: str
-    sentiment_probs: dict[str, float]
-    stance: dict[str, str]
-    stance_probs: dict[str, dict[str, float]]
 
 
 def corpus_sentences() -> list[str]:
@@ -67,14 +59,14 @@ def _probs(rng: random.Random, classes: list[str], skew: int) -> dict[str, float
     return {c: round(x / total, 4) for c, x in zip(classes, raw)}
 
 
-def synthetic_prediction(rng: random.Random, year: int) -> Pred:
+def synthetic_prediction(rng: random.Random, year: int) -> Prediction:
     sent = _probs(rng, SENTIMENT, rng.choices([0, 1, 2], [5, 4, 1])[0])
     stance_probs = {}
     for j, t in enumerate(TARGETS):
         drift = (year - 2012) / 12 * (0.15 if j % 2 else -0.1)
         skew = rng.choices([0, 1, 2], [0.08 + max(drift, 0), 0.15 + max(-drift, 0), 0.75])[0]
         stance_probs[t] = _probs(rng, STANCE, skew)
-    return Pred(max(sent, key=sent.get), sent, {t: max(p, key=p.get) for t, p in stance_probs.items()}, stance_probs)
+    return Prediction(max(sent, key=sent.get), sent, {t: max(p, key=p.get) for t, p in stance_probs.items()}, stance_probs)
 
 
 def build_store(path: Path, n_items: int, seed: int = 7, per_thread: int = 100) -> float:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set-up for a fresh machine, idempotent: a virtual environment in .venv with threadstance installed and the
-# verified base model. Fast when nothing is missing (the install is skipped while pyproject.toml and the
-# torch spec are unchanged; a verified base model is not fetched again).
+# verified base model. Fast when nothing is missing (the install is skipped while pyproject.toml, this
+# script and the torch spec are unchanged; a verified base model is not fetched again).
 # TORCH_SPEC picks the torch build: the default pin takes the CPU wheel; a GPU user sets e.g.
 #   TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cu124" bash scripts/setup.sh
 set -euo pipefail
@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 STAMP=.venv/.threadstance-installed
-want="$(cat pyproject.toml; echo "$TORCH_SPEC")"
+want="$(cat pyproject.toml scripts/setup.sh; echo "$TORCH_SPEC")"  # what is installed, and how
 want=$(printf '%s' "$want" | sha256sum | cut -d' ' -f1)
 [ -d .venv ] || "$PY" -m venv .venv
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ] || ! .venv/bin/python -c "import pipeline, torch" 2>/dev/null; then
