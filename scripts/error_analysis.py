@@ -141,8 +141,8 @@ def main() -> None:
     verdicts = Counter(reasons.get((e["id"], e["task"]), {}).get("verdict", "unread") for e in worst)
     lines += ["", "Verdicts: " + ", ".join(f"{v} {n}" for v, n in verdicts.most_common()) + "."]
     out = Path(args.out)
-    head = out.read_text(encoding="utf-8").split(MARKER)[0] if out.is_file() and MARKER in out.read_text(
-        encoding="utf-8") else ""  # the hand-written findings above the marker are kept
+    old = out.read_text(encoding="utf-8") if out.is_file() else ""
+    head = old.split(MARKER)[0] if MARKER in old else ""  # the hand-written findings above the marker are kept
     out.write_text(head + MARKER + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {args.out}: {len(errors)} errors in {len(rows)} (item, task) pairs")
 
