@@ -183,6 +183,28 @@ def test_token_budget_batching_gives_the_same_probabilities(smoke_model: Path) -
     assert all(np.abs(small.stance[t] - budget.stance[t]).max() < 1e-5 for t in TARGETS)
 
 
+def test_identical_texts_go_through_the_model_once_and_every_copy_gets_the_same_outputs(smoke_model: Path) -> None:
+    predictor = Predictor(smoke_model, device="cpu", batch_size=2)
+    calls: list[int] = []
+    forward = predictor._forward
+
+    def counting(batch: dict) -> tuple:
+        calls.append(int(batch["input_ids"].shape[0]))
+        return forward(batch)
+
+    predictor._forward = counting
+    texts = ["Ofsted were fair", "Managers blame us for everything.", "Ofsted were fair", "Fund early help properly.",
+             "Managers blame us for everything.", "Ofsted were fair"]
+    probs = predictor.predict_proba(texts)
+    assert sum(calls) == 3  # three distinct texts
+    alone = Predictor(smoke_model, device="cpu").predict_proba(["Ofsted were fair", "Managers blame us for everything."])
+    for i, j in ((0, 0), (2, 0), (5, 0), (1, 1), (4, 1)):
+        assert np.abs(probs.sentiment[i] - alone.sentiment[j]).max() < 1e-5
+        assert all(np.abs(probs.stance[t][i] - alone.stance[t][j]).max() < 1e-5 for t in TARGETS)
+    batches = list(predictor.predict_batches(texts))
+    assert sorted(i for idx, _ in batches for i in idx) == list(range(len(texts)))
+
+
 def test_bf16_precision_gives_probabilities_close_to_fp32(smoke_model: Path) -> None:
     texts = ["Managers blame us for everything.", "Ofsted were fair to us this time.", "Fund early help properly."]
     fp32 = Predictor(smoke_model, device="cpu").predict_proba(texts)

@@ -238,6 +238,23 @@ def test_ingest_folder_refuses_links_out_of_it_and_reports_dangling_links(tmp_pa
     assert _threads(tmp_path / "s.sqlite") == ["Care workers say no to the Ofsted plan"]
 
 
+def test_predict_on_a_folder_names_the_links_it_refuses_and_still_classifies_the_rest(tmp_path, smoke_model,
+                                                                                     monkeypatch, capsys):
+    folder = tmp_path / "threads"
+    folder.mkdir()
+    (folder / "good.txt").write_text(DUMP, encoding="utf-8")
+    (tmp_path / "secret.txt").write_text(SECRET, encoding="utf-8")
+    (folder / "out.txt").symlink_to(tmp_path / "secret.txt")
+    (folder / "dangling.txt").symlink_to(folder / "missing.txt")
+    code, out, err = cli(["predict", folder, "--model", smoke_model, "--format", "jsonl"], monkeypatch, capsys)
+    assert code == 1 and "Traceback" not in err
+    lines = _error_lines(err)
+    assert any("out.txt" in line and "leads out of" in line for line in lines)
+    assert any("dangling.txt" in line and "dangling symbolic link" in line for line in lines)
+    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert records and "Secret payroll figures" not in out
+
+
 def test_api_ingest_reports_refused_links_as_failed_files(tmp_path):
     from pipeline import api
 

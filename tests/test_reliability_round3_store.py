@@ -416,13 +416,14 @@ def test_export_predictions_to_a_full_disk_names_the_file_and_leaves_nothing(fmt
     assert sorted(p.name for p in full_disk.iterdir()) == ["filler", "old.jsonl"]
 
 
-def test_predict_to_a_full_disk_names_the_file_and_leaves_nothing(full_disk: Path, smoke_model: Path,
+@pytest.mark.parametrize("fmt", ["jsonl", "table"])
+def test_predict_to_a_full_disk_names_the_file_and_leaves_nothing(fmt: str, full_disk: Path, smoke_model: Path,
                                                                   seeds_dir: Path, monkeypatch, capsys) -> None:
     from conftest import cli
 
-    target = full_disk / "predictions.jsonl"
+    target = full_disk / f"predictions.{fmt}"
     code, _out, err = cli(["predict", sorted(seeds_dir.glob("*.txt"))[0], "--model", smoke_model, "--format",
-                           "jsonl", "-o", target, "--device", "cpu"], monkeypatch, capsys)
+                           fmt, "-o", target, "--device", "cpu"], monkeypatch, capsys)
     assert_disk_full_error(code, err, target)
     assert sorted(p.name for p in full_disk.iterdir()) == ["filler", "old.jsonl"]
 

@@ -60,7 +60,8 @@ def predict(
     from rich.markup import escape
 
     from pipeline.inference.classify import classify_records, items_from_threads
-    from pipeline.ingest.parse import expand_paths, parse_file
+    from pipeline.ingest.parse import parse_file
+    from pipeline.ingest.paths import scan_paths
 
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: choose table, jsonl or csv")
@@ -100,7 +101,11 @@ def predict(
                 failed.append("<stdin>")
                 err_console.print(f"[bold red]error:[/] {escape(str(exc))} — stdin skipped", highlight=False)
             continue
-        for path in expand_paths([arg]):
+        files, refused = scan_paths([arg])
+        for link in refused:  # a link out of the folder or pointing nowhere: named, nothing read (as ingest)
+            failed.append(str(link.path))
+            err_console.print(f"[bold red]error:[/] {escape(link.message)} — file skipped", highlight=False)
+        for path in files:
             try:
                 _, threads_ = parse_file(path, input_format)
             except UserError as exc:
@@ -278,8 +283,6 @@ def write_output(records: list[dict[str, Any]], fmt: str, out: Path | None) -> N
 
         write_records(records, out, fmt)
         return
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
     if out is None:
         from pipeline.cli.common import console
 
@@ -287,7 +290,9 @@ def write_output(records: list[dict[str, Any]], fmt: str, out: Path | None) -> N
     else:
         from rich.console import Console
 
-        with open(out, "w", encoding="utf-8") as fh:
+        from pipeline.store.outfile import atomic_output
+
+        with atomic_output(out) as tmp, open(tmp, "w", encoding="utf-8") as fh:  # whole or not at all
             render_tables(records, Console(file=fh, width=160, no_color=True, force_terminal=False))
 
 

@@ -79,7 +79,7 @@ def scan_paths(paths: Iterable[str | os.PathLike[str]], links: Literal["inside",
         found: list[Path] = []
         root = os.path.realpath(p)
 
-        def unreadable(exc: OSError) -> None:
+        def unreadable(exc: OSError, p: Path = p) -> None:
             refused.append(Refused(Path(exc.filename or p), f"cannot read folder: {exc.strerror or exc}"))
 
         for folder, dirs, names in os.walk(p, onerror=unreadable):

@@ -109,21 +109,35 @@ Forward = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, np.ndarray]]
 
 
 def iter_proba(ids: Sequence[list[int]], forward: Forward, pad_id: int, sep_id: int, batch_size: int,
-               max_tokens: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per batch, shortest texts first: (input indices, sentiment probs [B, S], stance probs [B, T, C]).
+               max_tokens: int | None = None) -> Iterator[tuple[np.ndarray, ...]]:
+    """Per batch, shortest texts first: (input indices, then each output of ``forward`` for them, e.g.
+    sentiment probs [B, S] and stance probs [B, T, C]).
 
     ``ids`` are the token ids of each text (one batched tokeniser call); they are sorted by length and
-    padded per batch, so each batch is about as long as its own texts.
+    padded per batch, so each batch is about as long as its own texts. Identical inputs (the same token
+    ids: a comment posted twice, a page ingested under two URLs, the same sentence in two items' evidence)
+    go through the model once; every copy gets its outputs, in the batch of the first.
     """
     if len(ids) == 0:
         return
-    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-    order = np.argsort(lengths, kind="stable")
+    first: dict[tuple[int, ...], int] = {}
+    rep = np.fromiter((first.setdefault(tuple(x), i) for i, x in enumerate(ids)), dtype=np.int64, count=len(ids))
+    unique = np.flatnonzero(rep == np.arange(len(ids)))
+    copies: dict[int, list[int]] = {}
+    if len(unique) < len(ids):
+        for i in np.flatnonzero(rep != np.arange(len(ids))):
+            copies.setdefault(int(rep[i]), []).append(int(i))
+    lengths = np.fromiter((len(ids[i]) for i in unique), dtype=np.int64, count=len(unique))
+    order = unique[np.argsort(lengths, kind="stable")]
     with torch.inference_mode():
-        for start, end in batch_bounds(lengths[order], batch_size, max_tokens):
+        for start, end in batch_bounds(np.sort(lengths, kind="stable"), batch_size, max_tokens):
             idx = order[start:end]
-            sent, stance = forward(pad_numpy([ids[i] for i in idx], pad_id, sep_id))
-            yield idx, sent, stance
+            outputs = forward(pad_numpy([ids[i] for i in idx], pad_id, sep_id))
+            if copies:
+                rows = np.array([k for k, i in enumerate(idx) for _ in range(1 + len(copies.get(int(i), ())))])
+                idx = np.array([j for i in idx for j in (int(i), *copies.get(int(i), ()))], dtype=np.int64)
+                outputs = tuple(o[rows] for o in outputs)
+            yield (idx, *outputs)
 
 
 def torch_forward(model: torch.nn.Module, device: torch.device, autocast: bool = False,
