@@ -264,13 +264,16 @@ def e2e_inputs(work: Path, shared: Path) -> dict[str, tuple[list[str], list[str]
             shutil.copyfile(path, dest)
             files.append(str(dest))
     seed_texts = [item.text for f in files for thread in parse_file(Path(f))[1] for item in thread.items]
+    once = [f for f in files if Path(f).name.startswith("0_")]
+    once_texts = [item.text for f in once for thread in parse_file(Path(f))[1] for item in thread.items]
     dr = work / "domain_real_1000.jsonl"
     with open(shared / "datasets" / "domain_real" / "comments.jsonl", encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh if line.strip()][:1000]
     dr.write_text("".join(json.dumps({"thread_id": "domain_real", "comment_id": r["id"], "text": r["text"]},
                                      ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     dr_texts = [item.text for thread in parse_file(dr)[1] for item in thread.items]
-    return {"seed threads ×5": (files, seed_texts), "domain_real, 1,000 texts": ([str(dr)], dr_texts)}
+    return {"seed threads ×5": (files, seed_texts), "seed threads ×1": (once, once_texts),
+            "domain_real, 1,000 texts": ([str(dr)], dr_texts)}
 
 
 def end_to_end(args: argparse.Namespace) -> str:
@@ -312,16 +315,16 @@ def end_to_end(args: argparse.Namespace) -> str:
             naive = [n / p["naive"] for p in pairs]
             pred = [n / p["predict"] for p in pairs]
             ratio = [p["naive"] / p["predict"] for p in pairs]
-            rows.append((name, n, naive, pred, ratio))
+            rows.append((name, n, len(set(texts)), naive, pred, ratio))
 
     def mmm(xs: list[float], fmt: str = "{:.1f}") -> str:
         return " / ".join(fmt.format(x) for x in (min(xs), statistics.median(xs), max(xs)))
 
     precision = resolve_precision("auto", torch.device("cpu"))
-    lines = [f"| inputs | items | naive items/s | predict items/s | ratio (per pair) | predict precision |",
-             "| --- | ---: | ---: | ---: | ---: | --- |"]
-    for name, n, naive, pred, ratio in rows:
-        lines.append(f"| {name} | {n} | {mmm(naive)} | {mmm(pred)} | **{mmm(ratio, '{:.2f}')}×** | {precision} "
+    lines = ["| inputs | items | distinct texts | naive items/s | predict items/s | ratio (per pair) | predict precision |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for name, n, distinct, naive, pred, ratio in rows:
+        lines.append(f"| {name} | {n} | {distinct} | {mmm(naive)} | {mmm(pred)} | **{mmm(ratio, '{:.2f}')}×** | {precision} "
                      "(auto), evidence on |")
     return "\n".join([f"`scripts/bench_inference.py --end-to-end --model {args.model} --repeat {args.repeat}` · "
                       f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",

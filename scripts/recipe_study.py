@@ -53,6 +53,10 @@ RECIPES: dict[str, dict] = {
     # reader comments (kind == comment) seen twice more per epoch than the other real passages
     "top2_corpus_cmt": {"kind": "top", "start": 10, "corpus": True, "real_repeat": 2, "comment_extra": 2,
                         "epochs": 3, "lr": 1e-4},
+    # target-aware stance: each stance head also reads the codebook's target statement (a shared bilinear
+    # scorer over the text encoding and the frozen statement embedding, added to the per-target head)
+    "top2_corpus_tgt": {"kind": "top", "start": 10, "corpus": True, "real_repeat": 2, "epochs": 3, "lr": 1e-4,
+                        "target_cond": True},
     # Trained by the product trainer (pipeline.training.train) on configs/default.yaml with these overrides.
     "full_corpus": {"kind": "product", "corpus": True, "set": [
         "training.trainable_layers=null", "training.checkpoint=last", "training.epochs=2", "training.lr=3e-5",
@@ -140,8 +144,10 @@ def run_fold_top(recipe: dict, states: list, y: dict[str, np.ndarray], train_idx
 
     weighting = load_config(REPO / "configs" / "default.yaml")  # balanced class weights, capped at 5
     torch.manual_seed(seed)
-    model, _ = MultiTaskModel.from_base("mpnet", schema.sentiment_classes, schema.stance_classes,
-                                        schema.target_names, 0.1, "mean")
+    model, tokenizer = MultiTaskModel.from_base("mpnet", schema.sentiment_classes, schema.stance_classes,
+                                                schema.target_names, 0.1, "mean")
+    if recipe.get("target_cond"):
+        model = target_conditioned(model, tokenizer, schema)
     labels = {k: v[train_idx] for k, v in y.items()}
     train_states = [states[i] for i in train_idx]
     sw = None
@@ -153,6 +159,43 @@ def run_fold_top(recipe: dict, states: list, y: dict[str, np.ndarray], train_idx
             progress=lambda s, n, loss: print(f"\r  step {s}/{n} loss {loss:.3f}", end="", file=sys.stderr))
     print(file=sys.stderr)
     return logits_top(model, [states[i] for i in test_idx], recipe["start"], bf16=bf16)
+
+
+def target_conditioned(model, tokenizer, schema):  # noqa: ANN001, ANN201
+    """The model with target-aware stance heads: ``stance[t] = head_t(x) + W (tanh(P x) * (Q e_t))``, where
+    ``e_t`` is the frozen base encoder's mean-pooled embedding of target ``t``'s codebook statement and
+    ``P``, ``Q``, ``W`` are shared by every target (what is learned about one target's statement can
+    transfer to the others; the rare polar classes have few examples of their own)."""
+    from torch import nn
+
+    from pipeline.modeling.model import mean_pool
+
+    statements = [schema.targets[t].statement for t in schema.target_names]
+    enc = tokenizer(statements, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        emb = mean_pool(model.encoder(**enc).last_hidden_state, enc["attention_mask"])
+    hidden = emb.shape[1]
+
+    class Conditioned(type(model)):
+        pass
+
+    model.__class__ = Conditioned
+    model.register_buffer("target_emb", emb, persistent=False)
+    model.cond_text = nn.Linear(hidden, 256)
+    model.cond_target = nn.Linear(hidden, 256)
+    model.cond_out = nn.Linear(256, len(schema.stance_classes))
+    nn.init.zeros_(model.cond_out.weight)  # starts as the ordinary model
+    base_heads = type(model).__mro__[1].heads
+
+    def heads(self, pooled):  # noqa: ANN001, ANN202
+        out = base_heads(self, pooled)
+        text = torch.tanh(self.cond_text(pooled))
+        for j, t in enumerate(self.targets):
+            out["stance"][t] = out["stance"][t] + self.cond_out(text * self.cond_target(self.target_emb[j]))
+        return out
+
+    Conditioned.heads = heads
+    return model
 
 
 def run_fold_product(name: str, recipe: dict, fold: int, test: list[dict], args: argparse.Namespace
@@ -349,6 +392,8 @@ DESCRIBE = {
     "top2_corpus_real1": "top 2 layers; real x1 + corpus, 3 epochs",
     "top2_corpus_real3": "top 2 layers; real x3 + corpus, 3 epochs",
     "top2_corpus_cmt": "top 2 layers; real x2 + corpus, reader comments twice more per epoch (x4), 3 epochs",
+    "top2_corpus_tgt": "target-aware stance: as top2_corpus, plus a scorer shared by all targets that reads the "
+                       "frozen embedding of the codebook's target statement (bilinear, added to each stance head)",
     "full_corpus": "(d, e) full mpnet fine-tuning (product trainer), bf16 autocast; real x2 + corpus, 2 epochs, "
                    "encoder lr 3e-5, heads 1e-3, end state kept",
     "minilm_ft": "(a, e) the previous default, now `configs/fast.yaml`: MiniLM-L6 fully fine-tuned, corpus + real "
