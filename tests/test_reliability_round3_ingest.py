@@ -219,6 +219,36 @@ def test_reclassify_quarantines_a_symlink_in_the_inbox_without_reading_its_targe
     assert code == 0
 
 
+def test_reclassify_never_reads_through_a_file_swapped_for_a_link_after_the_inbox_scan(tmp_path, smoke_model,
+                                                                                      monkeypatch, capsys):
+    import pipeline.jobs.schedule as schedule
+
+    config = _schedule(tmp_path, smoke_model)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "good.txt").write_text(DUMP, encoding="utf-8")
+    (inbox / "swapped.txt").write_text(DUMP.replace("Care workers say no", "Harmless"), encoding="utf-8")
+    secret = tmp_path / "outside" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text(SECRET, encoding="utf-8")
+    scan = schedule.scan_inbox
+
+    def scan_then_swap(cfg):  # noqa: ANN001, ANN202 - the race: a regular file at the scan, a link at the read
+        found = scan(cfg)
+        if (inbox / "swapped.txt").is_file() and not (inbox / "swapped.txt").is_symlink():
+            (inbox / "swapped.txt").unlink()
+            (inbox / "swapped.txt").symlink_to(secret)
+        return found
+
+    monkeypatch.setattr(schedule, "scan_inbox", scan_then_swap)
+    code, out, err = cli(["reclassify", config], monkeypatch, capsys)
+    assert code == 1 and "Traceback" not in err
+    assert _threads(tmp_path / "store.sqlite") == ["Care workers say no to the Ofsted plan"]
+    assert (tmp_path / "quarantine" / "swapped.txt").is_symlink()
+    assert "symbolic link" in (tmp_path / "quarantine" / "swapped.txt.error.txt").read_text(encoding="utf-8")
+    assert secret.read_text(encoding="utf-8") == SECRET
+
+
 def test_ingest_folder_refuses_links_out_of_it_and_reports_dangling_links(tmp_path, monkeypatch, capsys):
     folder = tmp_path / "threads"
     folder.mkdir()

@@ -1,7 +1,9 @@
 """Reading input files: binary/empty checks, encoding fallback and format detection."""
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,15 +117,31 @@ def _first_bad_utf8(data: bytes) -> int:
     return -1
 
 
-def read_input(path: str | Path) -> RawInput:
-    """Read and decode a file (see :func:`decode_bytes`); ParseError for missing, empty or binary files."""
+def read_input(path: str | Path, follow_links: bool = True) -> RawInput:
+    """Read and decode a file (see :func:`decode_bytes`); ParseError for missing, empty or binary files.
+
+    With ``follow_links=False`` (the inbox) the file is opened with ``O_NOFOLLOW``: a file swapped for a
+    symbolic link after the folder was scanned is refused at the open itself, never read through the link.
+    """
     p, name = Path(path), shown(path)  # the file is opened by its real name, named by a printable one
     try:
+        if not follow_links and p.is_symlink():
+            raise ParseError("is a symbolic link: links are never followed here", name)
         if not p.exists():
             raise ParseError("file not found", name)
         if p.is_dir():
             raise ParseError("is a folder, not a file", name)
-        data = p.read_bytes()
+        if follow_links:
+            data = p.read_bytes()
+        else:
+            try:
+                fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:  # became a link between the check above and the open
+                    raise ParseError("is a symbolic link: links are never followed here", name) from exc
+                raise
+            with os.fdopen(fd, "rb") as fh:
+                data = fh.read()
     except OSError as exc:
         raise ParseError(f"cannot read file: {exc.strerror or exc}", name) from exc
     if not data.strip():

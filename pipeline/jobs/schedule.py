@@ -178,7 +178,7 @@ def plan_dry_run(cfg: ScheduleConfig) -> DryRunPlan:
         new_ids: set[str] = set()
         for path in files:
             try:
-                raw = read_input(path)
+                raw = read_input(path, follow_links=False)
                 threads = parse_raw(raw, cfg.input_format)
             except Exception as exc:  # noqa: BLE001 - report every failure as a quarantine
                 plan.quarantine.append((shown(path), str(exc)))
@@ -269,7 +269,7 @@ def _ingest_inbox(cfg: ScheduleConfig, store: Any, summary: RunSummary, log: Run
     for path in files:
         rel = path.relative_to(inbox)
         try:
-            result = ingest_file(store, path, cfg.input_format)
+            result = ingest_file(store, path, cfg.input_format, follow_links=False)
             error = result.error
         except (*DB_ERRORS, OSError):
             raise  # the store or the disk, not the file: fail the run and leave the file in the inbox
