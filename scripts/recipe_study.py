@@ -185,6 +185,7 @@ def target_conditioned(model, tokenizer, schema):  # noqa: ANN001, ANN201
     model.cond_target = nn.Linear(hidden, 256)
     model.cond_out = nn.Linear(256, len(schema.stance_classes))
     nn.init.zeros_(model.cond_out.weight)  # starts as the ordinary model
+    nn.init.zeros_(model.cond_out.bias)
     base_heads = type(model).__mro__[1].heads
 
     def heads(self, pooled):  # noqa: ANN001, ANN202
