@@ -203,6 +203,7 @@ def test_identical_texts_go_through_the_model_once_and_every_copy_gets_the_same_
         assert all(np.abs(probs.stance[t][i] - alone.stance[t][j]).max() < 1e-5 for t in TARGETS)
     batches = list(predictor.predict_batches(texts))
     assert sorted(i for idx, _ in batches for i in idx) == list(range(len(texts)))
+    assert all(len(idx) <= 2 for idx, _ in batches)  # copies never make a batch bigger than batch_size
 
 
 def test_bf16_precision_gives_probabilities_close_to_fp32(smoke_model: Path) -> None:

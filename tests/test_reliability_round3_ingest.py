@@ -249,6 +249,48 @@ def test_reclassify_never_reads_through_a_file_swapped_for_a_link_after_the_inbo
     assert secret.read_text(encoding="utf-8") == SECRET
 
 
+def test_reclassify_never_reads_or_moves_through_an_inbox_folder_swapped_for_a_link(tmp_path, smoke_model,
+                                                                                   monkeypatch, capsys):
+    import pipeline.jobs.schedule as schedule
+
+    config = _schedule(tmp_path, smoke_model)
+    inbox = tmp_path / "inbox"
+    (inbox / "sub").mkdir(parents=True)
+    (inbox / "good.txt").write_text(DUMP, encoding="utf-8")
+    (inbox / "sub" / "x.txt").write_text(DUMP.replace("Care workers say no", "Harmless"), encoding="utf-8")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.txt").write_text(SECRET, encoding="utf-8")
+    scan = schedule.scan_inbox
+
+    def scan_then_swap(cfg):  # noqa: ANN001, ANN202 - the race: a folder at the scan, a link at the read
+        found = scan(cfg)
+        if not (inbox / "sub").is_symlink():
+            (inbox / "sub" / "x.txt").unlink()
+            (inbox / "sub").rmdir()
+            (inbox / "sub").symlink_to(outside)
+        return found
+
+    monkeypatch.setattr(schedule, "scan_inbox", scan_then_swap)
+    code, out, err = cli(["reclassify", config], monkeypatch, capsys)
+    assert code == 1 and "Traceback" not in err
+    assert _threads(tmp_path / "store.sqlite") == ["Care workers say no to the Ofsted plan"]
+    assert (tmp_path / "quarantine" / "sub").is_symlink()  # the link itself was moved, not what it points to
+    assert (outside / "x.txt").read_text(encoding="utf-8") == SECRET
+    assert "symbolic link" in (tmp_path / "quarantine" / "sub.error.txt").read_text(encoding="utf-8")
+
+
+def test_reading_below_a_folder_refuses_a_fifo_without_blocking(tmp_path):
+    import os
+
+    from pipeline.errors import ParseError
+    from pipeline.ingest.reader import read_input
+
+    os.mkfifo(tmp_path / "pipe.txt")
+    with pytest.raises(ParseError, match="not a regular file"):
+        read_input(tmp_path / "pipe.txt", nofollow_below=tmp_path)
+
+
 def test_ingest_folder_refuses_links_out_of_it_and_reports_dangling_links(tmp_path, monkeypatch, capsys):
     folder = tmp_path / "threads"
     folder.mkdir()

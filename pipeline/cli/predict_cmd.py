@@ -61,7 +61,7 @@ def predict(
 
     from pipeline.inference.classify import classify_records, items_from_threads
     from pipeline.ingest.parse import parse_file
-    from pipeline.ingest.paths import scan_paths
+    from pipeline.ingest.paths import scan_paths, shown
 
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: choose table, jsonl or csv")
@@ -103,7 +103,7 @@ def predict(
             continue
         files, refused = scan_paths([arg])
         for link in refused:  # a link out of the folder or pointing nowhere: named, nothing read (as ingest)
-            failed.append(str(link.path))
+            failed.append(shown(link.path))
             err_console.print(f"[bold red]error:[/] {escape(link.message)} — file skipped", highlight=False)
         for path in files:
             try:

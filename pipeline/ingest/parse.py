@@ -28,8 +28,9 @@ def parse_raw(raw: RawInput, fmt: str = "auto") -> list[Thread]:
     return parse_jsonl(raw.text, raw.path)
 
 
-def parse_file(path: str | Path, fmt: str = "auto", follow_links: bool = True) -> tuple[RawInput, list[Thread]]:
-    raw = read_input(path, follow_links)
+def parse_file(path: str | Path, fmt: str = "auto", nofollow_below: str | Path | None = None
+               ) -> tuple[RawInput, list[Thread]]:
+    raw = read_input(path, nofollow_below)
     return raw, parse_raw(raw, fmt)
 
 

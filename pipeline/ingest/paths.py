@@ -8,7 +8,9 @@ shown with backslash escapes (``caf\\xe9.txt``) while the file itself is still o
 """
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,3 +108,41 @@ def scan_paths(paths: Iterable[str | os.PathLike[str]], links: Literal["inside",
                     found.append(entry)  # a link to a file inside the folder: read like the file itself
         files.extend(sorted(found))
     return files, refused
+
+
+def open_below(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> int:
+    """A read-only descriptor of ``path``, a regular file below the folder ``root``, opened without following
+    any symbolic link below ``root``: each folder and then the file is opened with ``O_NOFOLLOW`` relative
+    to the one before, so a folder or file swapped for a link at any moment (after a scan, between two
+    checks) is refused at its open instead of being read through. A FIFO or device is refused without
+    blocking. The caller closes the descriptor.
+
+    Raises:
+        OSError: ``ELOOP`` for a link (``ENOTDIR`` for a folder that became one), ``EINVAL`` for a
+            non-regular file, or whatever opening failed with.
+    """
+    parts = Path(path).relative_to(root).parts  # ValueError: not below root
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        file_fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(os.fstat(file_fd).st_mode):
+        os.close(file_fd)
+        raise OSError(errno.EINVAL, "not a regular file")
+    return file_fd
+
+
+def first_link_below(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path | None:
+    """The first symbolic link on the way from ``root`` (excluded) down to ``path``, or None: what to move
+    when ``path`` must leave a folder without anything behind a link being moved with it."""
+    current = Path(root)
+    for part in Path(path).relative_to(root).parts:
+        current = current / part
+        if current.is_symlink():
+            return current
+    return None

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import ParseError
-from pipeline.ingest.paths import shown
+from pipeline.ingest.paths import first_link_below, open_below, shown
 
 FORMATS = ("text", "html", "jsonl")
 EXTENSIONS = {".txt": "text", ".text": "text", ".html": "html", ".htm": "html", ".xhtml": "html",
@@ -117,31 +117,33 @@ def _first_bad_utf8(data: bytes) -> int:
     return -1
 
 
-def read_input(path: str | Path, follow_links: bool = True) -> RawInput:
+def read_input(path: str | Path, nofollow_below: str | Path | None = None) -> RawInput:
     """Read and decode a file (see :func:`decode_bytes`); ParseError for missing, empty or binary files.
 
-    With ``follow_links=False`` (the inbox) the file is opened with ``O_NOFOLLOW``: a file swapped for a
-    symbolic link after the folder was scanned is refused at the open itself, never read through the link.
+    With ``nofollow_below`` (the inbox folder) no symbolic link below that folder is followed, even one
+    that replaced the file or one of its folders after the folder was scanned
+    (:func:`pipeline.ingest.paths.open_below`): such a file is refused, never read through the link.
     """
     p, name = Path(path), shown(path)  # the file is opened by its real name, named by a printable one
     try:
-        if not follow_links and p.is_symlink():
-            raise ParseError("is a symbolic link: links are never followed here", name)
-        if not p.exists():
-            raise ParseError("file not found", name)
-        if p.is_dir():
-            raise ParseError("is a folder, not a file", name)
-        if follow_links:
-            data = p.read_bytes()
-        else:
+        if nofollow_below is not None:
             try:
-                fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW)
+                fd = open_below(nofollow_below, p)
             except OSError as exc:
-                if exc.errno == errno.ELOOP:  # became a link between the check above and the open
-                    raise ParseError("is a symbolic link: links are never followed here", name) from exc
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR) or first_link_below(nofollow_below, p) is not None:
+                    raise ParseError("is a symbolic link, or lies in a folder that is one: links below "
+                                     f"{shown(nofollow_below)} are never followed", name) from exc
+                if exc.errno == errno.EINVAL:
+                    raise ParseError("is not a regular file (a pipe, socket or device): not read", name) from exc
                 raise
             with os.fdopen(fd, "rb") as fh:
                 data = fh.read()
+        else:
+            if not p.exists():
+                raise ParseError("file not found", name)
+            if p.is_dir():
+                raise ParseError("is a folder, not a file", name)
+            data = p.read_bytes()
     except OSError as exc:
         raise ParseError(f"cannot read file: {exc.strerror or exc}", name) from exc
     if not data.strip():

@@ -178,7 +178,7 @@ def plan_dry_run(cfg: ScheduleConfig) -> DryRunPlan:
         new_ids: set[str] = set()
         for path in files:
             try:
-                raw = read_input(path, follow_links=False)
+                raw = read_input(path, nofollow_below=Path(cfg.inbox))
                 threads = parse_raw(raw, cfg.input_format)
             except Exception as exc:  # noqa: BLE001 - report every failure as a quarantine
                 plan.quarantine.append((shown(path), str(exc)))
@@ -254,7 +254,7 @@ def _utc() -> str:
 
 
 def _ingest_inbox(cfg: ScheduleConfig, store: Any, summary: RunSummary, log: RunLog) -> None:
-    from pipeline.ingest.paths import shown
+    from pipeline.ingest.paths import first_link_below, shown
     from pipeline.store.load import ingest_file
     from pipeline.store.sqlite import DB_ERRORS
 
@@ -269,7 +269,7 @@ def _ingest_inbox(cfg: ScheduleConfig, store: Any, summary: RunSummary, log: Run
     for path in files:
         rel = path.relative_to(inbox)
         try:
-            result = ingest_file(store, path, cfg.input_format, follow_links=False)
+            result = ingest_file(store, path, cfg.input_format, nofollow_below=inbox)
             error = result.error
         except (*DB_ERRORS, OSError):
             raise  # the store or the disk, not the file: fail the run and leave the file in the inbox
@@ -279,6 +279,10 @@ def _ingest_inbox(cfg: ScheduleConfig, store: Any, summary: RunSummary, log: Run
         if result is not None and result.ok:
             for warning in result.warnings:
                 log(warning, "warning")
+            if first_link_below(inbox, path) is not None:  # a folder became a link after the read
+                _quarantine(cfg, summary, log, path, rel, f"{shown(path)}: lies in a folder that became a "
+                            "symbolic link while it was ingested; links are never followed")
+                continue
             dest = _destination(Path(cfg.processed), rel)
             shutil.move(str(path), dest)
             if result.skipped_unchanged:
@@ -297,9 +301,13 @@ def _ingest_inbox(cfg: ScheduleConfig, store: Any, summary: RunSummary, log: Run
 
 def _quarantine(cfg: ScheduleConfig, summary: RunSummary, log: RunLog, path: Path, rel: Path, error: str) -> None:
     """Move ``path`` (a file, or a link itself) to the quarantine folder, its reason written beside it first."""
-    from pipeline.ingest.paths import safe_text, shown
+    from pipeline.ingest.paths import first_link_below, safe_text, shown
 
     error = safe_text(error)
+    inbox = Path(cfg.inbox)
+    link = first_link_below(inbox, path) if path != inbox and inbox in path.parents else None
+    if link is not None:  # move the link itself, never what lies behind it
+        path, rel = link, link.relative_to(inbox)
     dest = _destination(Path(cfg.quarantine), rel)
     note = dest.with_name(dest.name + ".error.txt")  # written first: a quarantined file always has its reason
     note.write_text(f"{error}\n\nquarantined by reclassify run {summary.run_id} at {_now()} from {shown(path)}\n"

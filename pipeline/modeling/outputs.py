@@ -120,8 +120,10 @@ def iter_proba(ids: Sequence[list[int]], forward: Forward, pad_id: int, sep_id: 
     """
     if len(ids) == 0:
         return
-    first: dict[tuple[int, ...], int] = {}
-    rep = np.fromiter((first.setdefault(tuple(x), i) for i, x in enumerate(ids)), dtype=np.int64, count=len(ids))
+    first: dict[bytes, int] = {}  # token ids as int32 bytes: half the memory of a tuple of ints
+    rep = np.fromiter((first.setdefault(np.asarray(x, dtype=np.int32).tobytes(), i) for i, x in enumerate(ids)),
+                      dtype=np.int64, count=len(ids))
+    del first
     unique = np.flatnonzero(rep == np.arange(len(ids)))
     copies: dict[int, list[int]] = {}
     if len(unique) < len(ids):
@@ -133,11 +135,14 @@ def iter_proba(ids: Sequence[list[int]], forward: Forward, pad_id: int, sep_id: 
         for start, end in batch_bounds(np.sort(lengths, kind="stable"), batch_size, max_tokens):
             idx = order[start:end]
             outputs = forward(pad_numpy([ids[i] for i in idx], pad_id, sep_id))
-            if copies:
-                rows = np.array([k for k, i in enumerate(idx) for _ in range(1 + len(copies.get(int(i), ())))])
-                idx = np.array([j for i in idx for j in (int(i), *copies.get(int(i), ()))], dtype=np.int64)
-                outputs = tuple(o[rows] for o in outputs)
-            yield (idx, *outputs)
+            if not copies:
+                yield (idx, *outputs)
+                continue
+            rows = np.array([k for k, i in enumerate(idx) for _ in range(1 + len(copies.get(int(i), ())))])
+            idx = np.array([j for i in idx for j in (int(i), *copies.get(int(i), ()))], dtype=np.int64)
+            # a text repeated 100,000 times must not make one 100,000-item batch for the caller to commit
+            for k in range(0, len(idx), batch_size):
+                yield (idx[k:k + batch_size], *(o[rows[k:k + batch_size]] for o in outputs))
 
 
 def torch_forward(model: torch.nn.Module, device: torch.device, autocast: bool = False,

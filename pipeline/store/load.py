@@ -42,13 +42,14 @@ class IngestReport:
         return sum(f.kinds.get(key, 0) for f in self.files if f.ok)
 
 
-def ingest_file(store: Store, path: str | Path, fmt: str = "auto", follow_links: bool = True) -> FileResult:
-    """Parse then write one file atomically; a UserError leaves the store untouched. ``follow_links=False``:
-    a symbolic link is refused even when it replaced the file after the folder was scanned (the inbox)."""
+def ingest_file(store: Store, path: str | Path, fmt: str = "auto", nofollow_below: str | Path | None = None
+                ) -> FileResult:
+    """Parse then write one file atomically; a UserError leaves the store untouched. ``nofollow_below`` (the
+    inbox): no symbolic link below that folder is followed, even one swapped in after the scan."""
     name = shown(path)  # printable and storable even when the file name is not UTF-8
     result = FileResult(path=name, ok=False)
     try:
-        raw, threads = parse_file(path, fmt, follow_links)
+        raw, threads = parse_file(path, fmt, nofollow_below)
         result.fmt = fmt if fmt != "auto" else detect_format(raw)
         result.encoding = raw.encoding
         result.warnings.extend(raw.warnings)
