@@ -9,7 +9,7 @@ Reads the recipe study's out-of-fold logits (``reports/recipes/<recipe>.json``),
   read against the codebook (``reports/errors_reasons.tsv``: ``id<TAB>task<TAB>verdict<TAB>reason<TAB>label we
   would give``; verdict is one of label-noise, codebook-ambiguity, model).
 
-    .venv/bin/python scripts/error_analysis.py                   # top2_corpus, 30 worst errors
+    .venv/bin/python scripts/error_analysis.py                   # top4_corpus (the default), 30 worst errors
     .venv/bin/python scripts/error_analysis.py --list 40         # print the worst errors with text, to read
 """
 from __future__ import annotations
@@ -67,7 +67,7 @@ def table(headers: list[str], body: list[list]) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--recipe", default="top2_corpus")
+    ap.add_argument("--recipe", default="top4_corpus")
     ap.add_argument("--shared", default=None)
     ap.add_argument("--worst", type=int, default=30)
     ap.add_argument("--list", type=int, default=0, help="print the N worst errors with their text (not saved)")
