@@ -20,8 +20,6 @@ person also accepted):
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -32,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from evidence_study import seed_items  # noqa: E402
+from evidence_study import judged_items, study_arguments  # noqa: E402
 
 from pipeline.inference.evidence import split_sentences  # noqa: E402
 from pipeline.inference.predict import Predictor  # noqa: E402
@@ -40,16 +38,9 @@ from pipeline.modeling.outputs import apply_bias  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="models/default")
-    ap.add_argument("--judgements", default="data/evidence/person_v1.jsonl")
-    ap.add_argument("--db", default="work/evidence_study.sqlite")
-    ap.add_argument("--shared", default=str(REPO.parent / "shared"))
-    args = ap.parse_args()
+    args = study_arguments(__doc__.splitlines()[0]).parse_args()
     torch.set_grad_enabled(False)
-    judged = [json.loads(line) for line in Path(args.judgements).read_text().splitlines() if line.strip()]
-    Path(args.db).parent.mkdir(parents=True, exist_ok=True)
-    items = seed_items(Path(args.db), Path(args.shared))
+    judged, items = judged_items(args)
     p = Predictor(args.model, device="cpu", precision="fp32")
     model, tok = p.model, p.tokenizer
     methods = ["context mean", "context margin", "token contributions", "context top-2, then alone",

@@ -162,12 +162,30 @@ def cost(predictor, items: list[dict]) -> dict:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def study_arguments(description: str) -> argparse.ArgumentParser:
+    """The arguments every evidence study script takes: the model, the judgements, the seed store, shared."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--model", default="models/default")
     ap.add_argument("--judgements", default="data/evidence/person_v1.jsonl")
     ap.add_argument("--db", default="work/evidence_study.sqlite")
     ap.add_argument("--shared", default=str(REPO.parent / "shared"))
+    return ap
+
+
+def judged_items(args: argparse.Namespace) -> tuple[list[dict], dict]:
+    """The judged (item, target) pairs and the seed items, after checking that every judgement's offsets
+    are still one of the splitter's sentences."""
+    judged = [json.loads(line) for line in Path(args.judgements).read_text().splitlines() if line.strip()]
+    Path(args.db).parent.mkdir(parents=True, exist_ok=True)
+    items = seed_items(Path(args.db), Path(args.shared))
+    for j in judged:
+        spans = split_sentences(items[j["item_id"]]["text"])
+        assert (spans[j["sentence"] - 1].start, spans[j["sentence"] - 1].end) == (j["start"], j["end"]), j
+    return judged, items
+
+
+def main() -> None:
+    ap = study_arguments(__doc__.splitlines()[0])
     ap.add_argument("--out", default="reports/evidence.json")
     ap.add_argument("--skip-cost", action="store_true")
     args = ap.parse_args()
@@ -179,12 +197,7 @@ def main() -> None:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     schema = load_schema(REPO / "configs" / "labels.yaml")
-    judged = [json.loads(line) for line in Path(args.judgements).read_text().splitlines() if line.strip()]
-    Path(args.db).parent.mkdir(parents=True, exist_ok=True)
-    items = seed_items(Path(args.db), Path(args.shared))
-    for j in judged:  # the judgement file's offsets must still be the splitter's sentence
-        spans = split_sentences(items[j["item_id"]]["text"])
-        assert (spans[j["sentence"] - 1].start, spans[j["sentence"] - 1].end) == (j["start"], j["end"]), j
+    judged, items = judged_items(args)
     predictor = Predictor(args.model, device="cpu", precision="auto")
     result = {"model_dir": str(args.model), "model_version": predictor.model_version, "default_method": DEFAULT,
               "precision": predictor.precision, "judgements": args.judgements,

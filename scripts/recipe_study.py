@@ -177,7 +177,12 @@ def target_conditioned(model, tokenizer, schema):  # noqa: ANN001, ANN201
     hidden = emb.shape[1]
 
     class Conditioned(type(model)):
-        pass
+        def heads(self, pooled):  # noqa: ANN001, ANN202
+            out = super().heads(pooled)
+            text = torch.tanh(self.cond_text(pooled))
+            for j, t in enumerate(self.targets):
+                out["stance"][t] = out["stance"][t] + self.cond_out(text * self.cond_target(self.target_emb[j]))
+            return out
 
     model.__class__ = Conditioned
     model.register_buffer("target_emb", emb, persistent=False)
@@ -186,16 +191,6 @@ def target_conditioned(model, tokenizer, schema):  # noqa: ANN001, ANN201
     model.cond_out = nn.Linear(256, len(schema.stance_classes))
     nn.init.zeros_(model.cond_out.weight)  # starts as the ordinary model
     nn.init.zeros_(model.cond_out.bias)
-    base_heads = type(model).__mro__[1].heads
-
-    def heads(self, pooled):  # noqa: ANN001, ANN202
-        out = base_heads(self, pooled)
-        text = torch.tanh(self.cond_text(pooled))
-        for j, t in enumerate(self.targets):
-            out["stance"][t] = out["stance"][t] + self.cond_out(text * self.cond_target(self.target_emb[j]))
-        return out
-
-    Conditioned.heads = heads
     return model
 
 
