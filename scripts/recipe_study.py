@@ -57,6 +57,8 @@ RECIPES: dict[str, dict] = {
     # scorer over the text encoding and the frozen statement embedding, added to the per-target head)
     "top2_corpus_tgt": {"kind": "top", "start": 10, "corpus": True, "real_repeat": 2, "epochs": 3, "lr": 1e-4,
                         "target_cond": True},
+    "top4_corpus_tgt": {"kind": "top", "start": 8, "corpus": True, "real_repeat": 2, "epochs": 3, "lr": 6e-5,
+                        "target_cond": True},
     # Trained by the product trainer (pipeline.training.train) on configs/default.yaml with these overrides.
     "full_corpus": {"kind": "product", "corpus": True, "set": [
         "training.trainable_layers=null", "training.checkpoint=last", "training.epochs=2", "training.lr=3e-5",
@@ -144,10 +146,9 @@ def run_fold_top(recipe: dict, states: list, y: dict[str, np.ndarray], train_idx
 
     weighting = load_config(REPO / "configs" / "default.yaml")  # balanced class weights, capped at 5
     torch.manual_seed(seed)
-    model, tokenizer = MultiTaskModel.from_base("mpnet", schema.sentiment_classes, schema.stance_classes,
-                                                schema.target_names, 0.1, "mean")
-    if recipe.get("target_cond"):
-        model = target_conditioned(model, tokenizer, schema)
+    statements = [schema.targets[t].statement for t in schema.target_names] if recipe.get("target_cond") else None
+    model, _ = MultiTaskModel.from_base("mpnet", schema.sentiment_classes, schema.stance_classes,
+                                        schema.target_names, 0.1, "mean", statements)
     labels = {k: v[train_idx] for k, v in y.items()}
     train_states = [states[i] for i in train_idx]
     sw = None
@@ -159,39 +160,6 @@ def run_fold_top(recipe: dict, states: list, y: dict[str, np.ndarray], train_idx
             progress=lambda s, n, loss: print(f"\r  step {s}/{n} loss {loss:.3f}", end="", file=sys.stderr))
     print(file=sys.stderr)
     return logits_top(model, [states[i] for i in test_idx], recipe["start"], bf16=bf16)
-
-
-def target_conditioned(model, tokenizer, schema):  # noqa: ANN001, ANN201
-    """The model with target-aware stance heads: ``stance[t] = head_t(x) + W (tanh(P x) * (Q e_t))``, where
-    ``e_t`` is the frozen base encoder's mean-pooled embedding of target ``t``'s codebook statement and
-    ``P``, ``Q``, ``W`` are shared by every target (what is learned about one target's statement can
-    transfer to the others; the rare polar classes have few examples of their own)."""
-    from torch import nn
-
-    from pipeline.modeling.model import mean_pool
-
-    statements = [schema.targets[t].statement for t in schema.target_names]
-    enc = tokenizer(statements, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        emb = mean_pool(model.encoder(**enc).last_hidden_state, enc["attention_mask"])
-    hidden = emb.shape[1]
-
-    class Conditioned(type(model)):
-        def heads(self, pooled):  # noqa: ANN001, ANN202
-            out = super().heads(pooled)
-            text = torch.tanh(self.cond_text(pooled))
-            for j, t in enumerate(self.targets):
-                out["stance"][t] = out["stance"][t] + self.cond_out(text * self.cond_target(self.target_emb[j]))
-            return out
-
-    model.__class__ = Conditioned
-    model.register_buffer("target_emb", emb, persistent=False)
-    model.cond_text = nn.Linear(hidden, 256)
-    model.cond_target = nn.Linear(hidden, 256)
-    model.cond_out = nn.Linear(256, len(schema.stance_classes))
-    nn.init.zeros_(model.cond_out.weight)  # starts as the ordinary model
-    nn.init.zeros_(model.cond_out.bias)
-    return model
 
 
 def run_fold_product(name: str, recipe: dict, fold: int, test: list[dict], args: argparse.Namespace
@@ -390,6 +358,8 @@ DESCRIBE = {
     "top2_corpus_cmt": "top 2 layers; real x2 + corpus, reader comments twice more per epoch (x4), 3 epochs",
     "top2_corpus_tgt": "target-aware stance: as top2_corpus, plus a scorer shared by all targets that reads the "
                        "frozen embedding of the codebook's target statement (bilinear, added to each stance head)",
+    "top4_corpus_tgt": "target-aware stance on the top-4 recipe: as top4_corpus, plus the shared statement scorer "
+                       "of top2_corpus_tgt",
     "full_corpus": "(d, e) full mpnet fine-tuning (product trainer), bf16 autocast; real x2 + corpus, 2 epochs, "
                    "encoder lr 3e-5, heads 1e-3, end state kept",
     "minilm_ft": "(a, e) the previous default, now `configs/fast.yaml`: MiniLM-L6 fully fine-tuned, corpus + real "

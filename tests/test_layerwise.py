@@ -89,3 +89,44 @@ def test_frozen_encoder_heads_are_the_fitted_logistic_regressions(tmp_path: Path
     preds = Predictor(folder, device="cpu", precision="fp32").predict(TEXTS)
     assert {p.sentiment for p in preds} <= {"negative", "neutral", "positive"}
     assert json.loads((folder / "metrics.json").read_text())["trainable_layers"] == 0
+
+
+@pytest.fixture(scope="module")
+def target_aware_model(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path) -> Path:
+    return _train(tmp_path_factory.mktemp("tgt"), shared_dir, "training.trainable_layers=2", "training.bf16=off",
+                  "model.target_aware=true")
+
+
+def test_target_aware_heads_are_saved_with_the_statement_embeddings_and_used_at_inference(
+        target_aware_model: Path) -> None:
+    from pipeline.config.schema import load_schema
+    from pipeline.modeling.model import statement_embeddings
+    from transformers import AutoModel, AutoTokenizer
+
+    schema = load_schema(REPO / "configs" / "labels.yaml")
+    path = resolve_base_model("minilm")
+    expected = statement_embeddings(AutoModel.from_pretrained(path), AutoTokenizer.from_pretrained(path),
+                                    [schema.targets[t].statement for t in schema.target_names])
+    model, tok = ModelFolder(target_aware_model).load_model()
+    assert json.loads((target_aware_model / "threadstance.json").read_text())["target_aware"] is True
+    assert model.target_aware and torch.allclose(model.target_emb, expected, atol=1e-5)
+    assert model.cond_out.weight.abs().sum() > 0  # trained away from its zero start
+
+    probs = Predictor(target_aware_model, device="cpu", precision="fp32").predict_proba(TEXTS)
+    batch = tok(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        with_cond = model(batch["input_ids"], batch["attention_mask"])["stance"]["funding"]
+        torch.nn.init.zeros_(model.cond_out.weight)
+        torch.nn.init.zeros_(model.cond_out.bias)
+        without = model(batch["input_ids"], batch["attention_mask"])["stance"]["funding"]
+    temperature = json.loads((target_aware_model / "threadstance.json").read_text()).get("temperature") or {}
+    t = float(temperature.get("stance", 1.0)) if isinstance(temperature, dict) else 1.0
+    assert np.allclose(probs.stance["funding"], torch.softmax(with_cond / t, -1).numpy(), atol=1e-4)
+    assert not torch.allclose(with_cond, without)
+
+
+def test_target_aware_heads_with_a_frozen_encoder_are_a_config_error(tmp_path: Path, shared_dir: Path) -> None:
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="target_aware"):
+        _train(tmp_path, shared_dir, "training.trainable_layers=0", "model.target_aware=true")

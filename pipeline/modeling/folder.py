@@ -4,7 +4,8 @@ Layout (all written through :class:`ModelFolder`)::
 
     encoder/                  transformers ``save_pretrained``: config.json + model.safetensors
     tokenizer.json, tokenizer_config.json, vocab.txt, special_tokens_map.json
-    heads.safetensors         sentiment head, one stance head per target, the pair-stance head
+    heads.safetensors         sentiment head, one stance head per target, the pair-stance head (and, for
+                              target-aware heads, the statement embeddings and their shared scorer)
     threadstance.json         label spaces, pooling, input spec, model_version, decision_bias, temperature
     config.yaml, labels.yaml  the resolved run config and label schema
     metrics.json, train_log.jsonl, README.md (model card)
@@ -327,8 +328,11 @@ class ModelFolder:
         tokenizer.save_pretrained(self.path)
         save_file({k: v.detach().contiguous().cpu() for k, v in model.head_state().items()},
                   str(self.file(HEADS_FILE)))
-        self.write_meta({"sentiment_classes": model.sentiment_classes, "stance_classes": model.stance_classes,
-                         "targets": model.targets, "pooling": model.pooling, "dropout": model.dropout_p})
+        meta = {"sentiment_classes": model.sentiment_classes, "stance_classes": model.stance_classes,
+                "targets": model.targets, "pooling": model.pooling, "dropout": model.dropout_p}
+        if model.target_aware:
+            meta["target_aware"] = True
+        self.write_meta(meta)
 
     def _require_files(self, names: Iterable[str]) -> None:
         for rel in names:
@@ -356,6 +360,7 @@ class ModelFolder:
 
     def load_model(self, device: str | torch.device = "cpu") -> tuple[MultiTaskModel, PreTrainedTokenizerBase]:
         """The model in eval mode on ``device`` and its tokenizer, after checking every file."""
+        import torch
         from safetensors.torch import load_file
         from transformers import AutoModel
 
@@ -373,8 +378,11 @@ class ModelFolder:
         except Exception as exc:
             raise UserError(f"model encoder cannot be loaded ({type(exc).__name__}: {str(exc)[:200]})",
                             self.file(ENCODER_DIR)) from exc
+        emb = None
+        if meta.get("target_aware"):  # the real embeddings come with the heads below
+            emb = torch.zeros(len(meta["targets"]), encoder.config.hidden_size)
         model = MultiTaskModel(encoder, meta["sentiment_classes"], meta["stance_classes"], meta["targets"],
-                               meta.get("dropout", 0.1), meta.get("pooling", "mean"))
+                               meta.get("dropout", 0.1), meta.get("pooling", "mean"), emb)
         try:
             state = load_file(str(self.file(HEADS_FILE)))
         except Exception as exc:

@@ -59,10 +59,18 @@ class MultiTaskModel(nn.Module):
         targets: Stance target names, one head each.
         dropout: Dropout before the heads.
         pooling: ``mean`` (masked mean of the last hidden states) or ``cls``.
+        target_embeddings: ``[len(targets), hidden]``, the frozen base encoder's embedding of each target's
+            codebook statement, or None. When given, the stance heads are target-aware:
+            ``stance[t] = head_t(x) + W (tanh(P x) * (Q e_t))`` with ``P``, ``Q``, ``W`` shared by every
+            target, so what is learned about one target's statement can carry to the rare polar classes of
+            another. ``W`` starts at zero: the model starts as the plain one.
     """
 
+    COND_DIM = 256
+
     def __init__(self, encoder: nn.Module, sentiment_classes: list[str], stance_classes: list[str],
-                 targets: list[str], dropout: float = 0.1, pooling: str = "mean") -> None:
+                 targets: list[str], dropout: float = 0.1, pooling: str = "mean",
+                 target_embeddings: torch.Tensor | None = None) -> None:
         super().__init__()
         self.encoder = encoder
         self.sentiment_classes = list(sentiment_classes)
@@ -76,14 +84,31 @@ class MultiTaskModel(nn.Module):
         self.stance_heads = nn.ModuleDict({t: nn.Linear(hidden, len(self.stance_classes)) for t in self.targets})
         # Auxiliary head for target-conditioned (topic, text) stance pairs, e.g. VAST; not used at inference.
         self.pair_stance_head = nn.Linear(hidden, len(self.stance_classes))
+        self.target_aware = target_embeddings is not None
+        if target_embeddings is not None:
+            if tuple(target_embeddings.shape) != (len(self.targets), hidden):
+                raise ValueError(f"target_embeddings must be [{len(self.targets)}, {hidden}], "
+                                 f"not {list(target_embeddings.shape)}")
+            self.register_buffer("target_emb", target_embeddings.detach().float().clone())
+            self.cond_text = nn.Linear(hidden, self.COND_DIM)
+            self.cond_target = nn.Linear(hidden, self.COND_DIM)
+            self.cond_out = nn.Linear(self.COND_DIM, len(self.stance_classes))
+            nn.init.zeros_(self.cond_out.weight)
+            nn.init.zeros_(self.cond_out.bias)
 
     @classmethod
     def from_base(cls, base: str, sentiment_classes: list[str], stance_classes: list[str], targets: list[str],
-                  dropout: float = 0.1, pooling: str = "mean") -> tuple[MultiTaskModel, PreTrainedTokenizerBase]:
+                  dropout: float = 0.1, pooling: str = "mean", target_statements: list[str] | None = None
+                  ) -> tuple[MultiTaskModel, PreTrainedTokenizerBase]:
+        """A new model over a base encoder; with ``target_statements`` (one per target, in order) its stance
+        heads are target-aware, conditioned on the base encoder's embedding of each statement."""
         path = resolve_base_model(base)
         encoder = AutoModel.from_pretrained(path)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        return cls(encoder, sentiment_classes, stance_classes, targets, dropout, pooling), tokenizer
+        emb = None
+        if target_statements is not None:
+            emb = statement_embeddings(encoder, tokenizer, target_statements, pooling)
+        return cls(encoder, sentiment_classes, stance_classes, targets, dropout, pooling, emb), tokenizer
 
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Pooled, dropped-out encoding of last hidden states."""
@@ -92,8 +117,12 @@ class MultiTaskModel(nn.Module):
 
     def heads(self, pooled: torch.Tensor) -> dict[str, Any]:
         """Logits: ``{"sentiment": [B, S], "stance": {target: [B, 3]}, "pair_stance": [B, 3]}``."""
-        return {"sentiment": self.sentiment_head(pooled),
-                "stance": {t: head(pooled) for t, head in self.stance_heads.items()},
+        stance = {t: head(pooled) for t, head in self.stance_heads.items()}
+        if self.target_aware:
+            text = torch.tanh(self.cond_text(pooled))
+            for j, t in enumerate(self.targets):
+                stance[t] = stance[t] + self.cond_out(text * self.cond_target(self.target_emb[j]))
+        return {"sentiment": self.sentiment_head(pooled), "stance": stance,
                 "pair_stance": self.pair_stance_head(pooled)}
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -114,4 +143,20 @@ class MultiTaskModel(nn.Module):
         for t, head in self.stance_heads.items():
             heads.update({f"stance_heads.{t}.{k}": v for k, v in head.state_dict().items()})
         heads.update({f"pair_stance_head.{k}": v for k, v in self.pair_stance_head.state_dict().items()})
+        if self.target_aware:
+            heads["target_emb"] = self.target_emb
+            for name in ("cond_text", "cond_target", "cond_out"):
+                heads.update({f"{name}.{k}": v for k, v in getattr(self, name).state_dict().items()})
         return heads
+
+
+@torch.no_grad()
+def statement_embeddings(encoder: nn.Module, tokenizer: PreTrainedTokenizerBase, statements: list[str],
+                         pooling: str = "mean") -> torch.Tensor:
+    """The encoder's pooled embedding of each statement, ``[len(statements), hidden]`` (eval mode, fp32)."""
+    was_training = encoder.training
+    encoder.eval()
+    enc = tokenizer(list(statements), padding=True, return_tensors="pt")
+    hidden = encoder(**enc).last_hidden_state
+    encoder.train(was_training)
+    return hidden[:, 0] if pooling == "cls" else mean_pool(hidden, enc["attention_mask"])

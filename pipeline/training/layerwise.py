@@ -24,7 +24,15 @@ from pipeline.modeling.layerwise import fit_top, lower_states, n_layers, pad_sta
 from pipeline.modeling.model import MultiTaskModel
 from pipeline.progress import PlainProgress
 from pipeline.training.features import IGNORE, Collator, label_columns
-from pipeline.training.run import RunResult, build_data, save_run, score_dev, task_class_weights, use_bf16
+from pipeline.training.run import (
+    RunResult,
+    build_data,
+    save_run,
+    score_dev,
+    target_statements,
+    task_class_weights,
+    use_bf16,
+)
 
 
 def _log(msg: str) -> None:
@@ -97,7 +105,8 @@ def train_layerwise(cfg: RunConfig, progress: bool = True) -> RunResult:
     spec = InputSpec(**cfg.input.model_dump())
     started = time.time()
     model, tokenizer = MultiTaskModel.from_base(cfg.model.base, schema.sentiment_classes, schema.stance_classes,
-                                                schema.target_names, cfg.model.dropout, cfg.model.pooling)
+                                                schema.target_names, cfg.model.dropout, cfg.model.pooling,
+                                                target_statements(cfg, schema))
     if cfg.data.aux.vast.enabled:
         from pipeline.errors import ConfigError
 
@@ -106,6 +115,11 @@ def train_layerwise(cfg: RunConfig, progress: bool = True) -> RunResult:
     train_ds, devs, _, counts = build_data(cfg, schema, tokenizer, spec, require_dev=False)
     total_layers = n_layers(model.encoder)
     k = cfg.training.trainable_layers or 0
+    if k == 0 and cfg.model.target_aware:
+        from pipeline.errors import ConfigError
+
+        raise ConfigError("target-aware heads are trained by gradient: set training.trainable_layers > 0 or null",
+                          key="model.target_aware")
     if k > total_layers:
         from pipeline.errors import ConfigError
 

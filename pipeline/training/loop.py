@@ -40,6 +40,7 @@ from pipeline.training.run import (
     build_data,
     save_run,
     score_dev,
+    target_statements,
     task_class_weights,
     use_bf16,
 )
@@ -185,7 +186,8 @@ def train_finetune(cfg: RunConfig, resume: bool = False, progress: bool = True) 
     spec = InputSpec(**cfg.input.model_dump())
     started = time.time()
     model, tokenizer = MultiTaskModel.from_base(cfg.model.base, schema.sentiment_classes, schema.stance_classes,
-                                                schema.target_names, cfg.model.dropout, cfg.model.pooling)
+                                                schema.target_names, cfg.model.dropout, cfg.model.pooling,
+                                                target_statements(cfg, schema))
     select = cfg.training.checkpoint == "best"
     train_ds, devs, pairs, counts = build_data(cfg, schema, tokenizer, spec, require_dev=select)
     collator = Collator(tokenizer, label_columns(schema))

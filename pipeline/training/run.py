@@ -97,6 +97,11 @@ def task_class_weights(labels: Any, schema: LabelSchema, cfg: RunConfig) -> dict
     return out
 
 
+def target_statements(cfg: RunConfig, schema: LabelSchema) -> list[str] | None:
+    """The codebook statement of every target, in head order, when the config asks for target-aware heads."""
+    return [schema.targets[t].statement for t in schema.target_names] if cfg.model.target_aware else None
+
+
 def use_bf16(cfg: RunConfig) -> bool:
     """bf16 autocast on CPU when asked, or with ``auto`` when the CPU has native bf16."""
     return cfg.training.bf16 == "on" or (cfg.training.bf16 == "auto" and cpu_has_native_bf16())
