@@ -152,6 +152,52 @@ def test_ingest_cli_skips_a_deeply_nested_page_with_one_line_and_exit_1(tmp_path
     assert _threads(tmp_path / "s.sqlite") == ["Care workers say no to the Ofsted plan"]
 
 
+def _reopened_formatting_page(n: int) -> str:
+    """Unclosed ``<b>`` elements with distinct attributes: the parser reopens every earlier one inside each later
+    ``<div>`` (n² elements); nothing in it nests deeply as written, so the limits checked first pass it."""
+    return ("<html><head><title>Bold</title></head><body><article><div class='entry-content'>"
+            + "".join(f"<div><b id=b{i}>x</div>" for i in range(n)) + "</div></article></body></html>")
+
+
+def test_a_page_the_parser_would_blow_up_on_is_refused_within_the_memory_bound_and_the_rest_ingested(
+        tmp_path, monkeypatch, capsys):
+    from pipeline.ingest.bounded import memory_limit
+    from pipeline.ingest.html import html_shape
+
+    page = _reopened_formatting_page(20_000)  # 580 KB; parsed in this process it asked for 19 GB and was killed
+    assert html_shape(page).depth < 10
+    (tmp_path / "bold.html").write_text(page, encoding="utf-8")
+    (tmp_path / "good.txt").write_text(DUMP, encoding="utf-8")
+    started = time.perf_counter()
+    code, _, err = cli(["ingest", tmp_path / "bold.html", tmp_path / "good.txt", "--db", tmp_path / "s.sqlite"],
+                       monkeypatch, capsys)
+    assert time.perf_counter() - started < 30
+    assert code == 1 and "Traceback" not in err
+    (line,) = _error_lines(err)
+    assert "bold.html" in line and f"{memory_limit(len(page)) / 2**30:.1f} GiB" in line
+    assert _threads(tmp_path / "s.sqlite") == ["Care workers say no to the Ofsted plan"]
+
+
+def test_a_parse_over_the_time_bound_is_stopped_and_the_next_parse_runs_in_a_new_worker():
+    from pipeline.errors import ParseError
+    from pipeline.ingest.bounded import run_bounded
+
+    started = time.perf_counter()
+    with pytest.raises(ParseError, match=r"slow\.html: HTML page took more than 0\.5 s to parse"):
+        run_bounded(time.sleep, (30,), "slow.html", "HTML page", 0, seconds=0.5)
+    assert time.perf_counter() - started < 10
+    assert run_bounded(divmod, (7, 2), "next.html", "HTML page", 0) == (3, 1)
+
+
+def test_a_parse_over_the_memory_bound_is_a_parse_error_naming_the_file():
+    from pipeline.errors import ParseError
+    from pipeline.ingest.bounded import run_bounded
+
+    with pytest.raises(ParseError, match=r"huge\.html: HTML page needs more than 1\.0 GiB of memory"):
+        run_bounded(bytearray, (4 << 30,), "huge.html", "HTML page", 1000)
+    assert run_bounded(len, ("abc",), "next.html", "HTML page", 3) == 3
+
+
 # ---- 3: file names that are not UTF-8 ----------------------------------------------------------------
 LATIN1_NAME = os.fsdecode(b"caf\xe9.txt")  # the name as Python sees it on Linux: "caf\udce9.txt"
 

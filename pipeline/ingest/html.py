@@ -353,13 +353,23 @@ def check_html_limits(text: str, source: str) -> None:
 def parse_html(text: str, source: str) -> list[Thread]:
     """Split a WordPress-style article page into one Thread of paragraph, comment and reply items.
 
+    The limits are checked here first; the parse then runs in a worker process with a memory and a time
+    bound (:mod:`pipeline.ingest.bounded`).
+
     Raises:
-        ParseError: too big or too deeply nested to parse (checked first), no title, nothing to ingest, a
-            comment without body or with a malformed date.
+        ParseError: too big or too deeply nested to parse (checked first), over the memory or time bound,
+            no title, nothing to ingest, a comment without body or with a malformed date.
     """
     check_html_limits(text, source)
+    from pipeline.ingest.bounded import run_bounded
+
+    return [run_bounded(parse_html_here, (text, source), source, "HTML page", len(text))]
+
+
+def parse_html_here(text: str, source: str) -> Thread:
+    """The parse itself, in this process and without the memory and time bounds of :func:`parse_html`."""
     try:
-        return [_parse(text, source)]
+        return _parse(text, source)
     except RecursionError as exc:
         raise ParseError("HTML is nested too deeply to parse", source) from exc
 
