@@ -26,6 +26,8 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from recipe_posthoc import cross_fitted_bias, ensemble  # noqa: E402
+
 from pipeline.config.schema import load_schema  # noqa: E402
 from pipeline.data.corpus import load_corpus  # noqa: E402
 from pipeline.data.public_data import load_domain_real, load_domain_real_folds  # noqa: E402
@@ -380,7 +382,9 @@ def write_markdown(rows: list[dict], diffs: dict, path: Path, n_urls: int) -> No
         st = [v["stance_score"] for v in pf]
         secs = list(r["fold_seconds"].values())
         name = r["name"]
-        what = DESCRIBE.get(name, "ensemble: mean of the members' probabilities" if name.startswith("ens:") else "")
+        what = DESCRIBE.get(name, "ensemble: mean of the members' probabilities" if name.startswith("ens:") else
+                            "decision biases fitted on the other four folds' out-of-fold predictions"
+                            if name.endswith("+bias") else "")
         ece = f"{sc['ece_raw']:.3f} → {sc['ece_temp']:.3f}" if sc.get("ece_raw") is not None else "–"
         st_ece = f"{sc['stance_ece_raw']:.3f} → {sc['stance_ece_temp']:.3f}" if sc.get("stance_ece_raw") is not None \
             else "–"
@@ -447,16 +451,14 @@ def cmd_table(args: argparse.Namespace) -> None:
         parts = [by_name[n] for n in combo.split("+") if n in by_name]
         if len(parts) < 2:
             continue
-        ids = set.intersection(*(set(p["oof"]) for p in parts))
-        oof = {}
-        for i in ids:  # mean of the members' probabilities; stored as log-probabilities (argmax unchanged)
-            sent = np.mean([softmax(np.array(p["oof"][i]["sentiment"])) for p in parts], 0)
-            stance = np.mean([softmax(np.array(p["oof"][i]["stance"])) for p in parts], 0)
-            oof[i] = {"sentiment": np.log(sent).tolist(), "stance": np.log(stance).tolist()}
-        ens = {"name": "ens:" + combo, "oof": oof, "folds": parts[0]["folds"],
-               "fold_seconds": {f: sum(p["fold_seconds"][f] for p in parts) for f in parts[0]["fold_seconds"]}}
+        ens = ensemble("ens:" + combo, parts)
         ens["scores"] = score(ens, real, folds, schema)
         rows.append(ens)
+    for name in args.biased:
+        if name in by_name:
+            biased = cross_fitted_bias(by_name[name], real, folds, schema)
+            biased["scores"] = score(biased, real, folds, schema)
+            rows.append(biased)
     rows.sort(key=lambda r: -(r["scores"]["pooled"]["sentiment_macro_f1"] + r["scores"]["pooled"]["stance_score"]))
     summary = {r["name"]: {k: r["scores"].get(k) for k in ("pooled", "by_kind", "v2_items", "new_items", "n", "ece_raw",
                                                             "ece_temp", "stance_ece_raw", "stance_ece_temp",
@@ -551,6 +553,8 @@ def main() -> None:
     st.add_argument("--steps", type=int, default=6)
     table = sub.add_parser("table")
     table.add_argument("--ensemble", action="append", default=[], help="a+b: average of two recipes' probabilities")
+    table.add_argument("--biased", action="append", default=[],
+                       help="a recipe again, with decision biases cross-fitted over the folds (NAME+bias)")
     table.add_argument("--cv", action="append", default=[], help="a scripts/domain_real_cv.py result to include")
     table.add_argument("--markdown", default=None, help="write the table (and paired differences) here")
     table.add_argument("--pair", action="append", default=[], help="a:b, an extra paired difference")
