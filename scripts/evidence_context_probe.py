@@ -53,7 +53,8 @@ def main() -> None:
         hidden = model.encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state[0]
         spans = split_sentences(text)
         t, c = p.targets.index(j["target"]), p.stance_classes.index(j["label"])
-        head = model.stance_heads[j["target"]]
+        def head(pooled, target=j["target"]):  # noqa: ANN001, ANN202 - the model's heads (target-aware too)
+            return model.heads(pooled.unsqueeze(0))["stance"][target][0]
         scores: dict[str, list[float]] = {m: [] for m in methods[:3]}
         for s in spans:
             toks = [k for k, (a, b) in enumerate(offsets) if b > a and a < s.end and b > s.start]

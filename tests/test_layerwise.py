@@ -99,9 +99,10 @@ def target_aware_model(tmp_path_factory: pytest.TempPathFactory, shared_dir: Pat
 
 def test_target_aware_heads_are_saved_with_the_statement_embeddings_and_used_at_inference(
         target_aware_model: Path) -> None:
+    from transformers import AutoModel, AutoTokenizer
+
     from pipeline.config.schema import load_schema
     from pipeline.modeling.model import statement_embeddings
-    from transformers import AutoModel, AutoTokenizer
 
     schema = load_schema(REPO / "configs" / "labels.yaml")
     path = resolve_base_model("minilm")
@@ -130,3 +131,17 @@ def test_target_aware_heads_with_a_frozen_encoder_are_a_config_error(tmp_path: P
 
     with pytest.raises(ConfigError, match="target_aware"):
         _train(tmp_path, shared_dir, "training.trainable_layers=0", "model.target_aware=true")
+
+
+def test_the_onnx_export_graph_keeps_the_target_conditioning(target_aware_model: Path) -> None:
+    from pipeline.inference.onnx_export import LogitsWrapper
+
+    model, tok = ModelFolder(target_aware_model).load_model()
+    torch.nn.init.normal_(model.cond_out.weight, std=1.0, generator=torch.Generator().manual_seed(0))
+    batch = tok(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        out = model(batch["input_ids"], batch["attention_mask"])
+        sent, stance = LogitsWrapper(model)(batch["input_ids"], batch["attention_mask"],
+                                            torch.zeros_like(batch["input_ids"]))
+    assert torch.allclose(sent, out["sentiment"])
+    assert torch.allclose(stance, torch.stack([out["stance"][t] for t in model.targets], 1))

@@ -189,6 +189,26 @@ def test_a_parse_over_the_time_bound_is_stopped_and_the_next_parse_runs_in_a_new
     assert run_bounded(divmod, (7, 2), "next.html", "HTML page", 0) == (3, 1)
 
 
+def test_a_parse_interrupted_in_the_caller_never_hands_its_result_to_the_next_parse():
+    import signal
+
+    from pipeline.ingest.bounded import run_bounded
+
+    def interrupt(signum, frame):  # noqa: ANN001 - what Ctrl-C or a notebook's "interrupt kernel" does
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(KeyboardInterrupt):
+            run_bounded(time.sleep, (1.5,), "first.html", "HTML page", 0)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    time.sleep(1.5)  # the first parse would have finished and replied by now
+    assert run_bounded(divmod, (7, 2), "second.html", "HTML page", 0) == (3, 1)
+
+
 def test_a_parse_over_the_memory_bound_is_a_parse_error_naming_the_file():
     from pipeline.errors import ParseError
     from pipeline.ingest.bounded import run_bounded

@@ -41,9 +41,8 @@ class LogitsWrapper(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        pooled = self.model.encode(input_ids, attention_mask, token_type_ids)
-        stance = torch.stack([self.model.stance_heads[t](pooled) for t in self.model.targets], 1)
-        return self.model.sentiment_head(pooled), stance
+        out = self.model(input_ids, attention_mask, token_type_ids)  # the model's own heads, conditioning included
+        return out["sentiment"], torch.stack([out["stance"][t] for t in self.model.targets], 1)
 
 
 @dataclass
@@ -123,8 +122,10 @@ def export_onnx(model_dir: str | Path, quantize: str | None = None, exporter: st
             result.exporter = "legacy"
             _export(wrapper, sample, tmp, "legacy")
     check = _check_batch(model, tokenizer)
-    with torch.inference_mode():
-        ref = _probs(*(t.numpy() for t in wrapper(*(torch.from_numpy(v) for v in check.values()))))
+    with torch.inference_mode():  # the reference is the model itself, not the graph that was exported
+        logits = model(*(torch.from_numpy(v) for v in check.values()))
+        ref = _probs(logits["sentiment"].numpy(),
+                     torch.stack([logits["stance"][t] for t in model.targets], 1).numpy())
     candidates = [(tmp, out)]
     if quantize == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic

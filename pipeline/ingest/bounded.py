@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import os
 import resource
+import signal
 import subprocess
 import sys
 import threading
@@ -38,13 +39,15 @@ def memory_limit(n_chars: int) -> int:
 def _serve(conn: Any) -> None:
     """Worker loop: ``(limit, fn, args)`` in; ``("ok", result)``, ``("user", (message, path, line))``,
     ``("memory", None)`` or ``("error", text)`` out."""
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the terminal is the parent's to handle
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     while True:
         try:
             limit, fn, args = conn.recv()
         except (EOFError, OSError):
             return
-        resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+        cap = min(x for x in (limit, soft, hard) if x != resource.RLIM_INFINITY)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
         try:
             reply: tuple[str, Any] = ("ok", fn(*args))
         except UserError as exc:
@@ -53,7 +56,7 @@ def _serve(conn: Any) -> None:
             reply = ("memory", None)
         except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
             reply = ("error", f"{type(exc).__name__}: {str(exc)[:200]}")
-        resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))  # the reply is about as big as the page
         del args
         conn.send(reply)
         if reply[0] in ("memory", "error"):
@@ -69,7 +72,9 @@ class _Worker:
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[2])  # importable even when not installed
         env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
-        self.proc = subprocess.Popen([sys.executable, "-m", "pipeline.ingest.bounded", str(child.fileno())],
+        # -P: a folder called "pipeline" in the working directory must not shadow the package (3.11+)
+        safe = ["-P"] if sys.version_info >= (3, 11) else []
+        self.proc = subprocess.Popen([sys.executable, *safe, "-m", "pipeline.ingest.bounded", str(child.fileno())],
                                      pass_fds=[child.fileno()], env=env, stdin=subprocess.DEVNULL)
         child.close()
 
@@ -118,6 +123,10 @@ def run_bounded(fn: Callable[..., Any], args: tuple, source: str, what: str, n_c
                 status, payload = "timeout", None
         except (EOFError, OSError):  # the worker died: the kernel's OOM killer, or a crash in C code
             status, payload = "died", None
+        except BaseException:  # e.g. KeyboardInterrupt: its reply must never be read as the next page's
+            _worker = None
+            worker.close()
+            raise
         if status not in ("ok", "user"):  # the worker is stopped or has exited; a new one starts next time
             _worker = None
             worker.close()
