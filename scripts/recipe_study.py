@@ -369,6 +369,15 @@ DESCRIBE = {
 }
 
 
+BIAS_ROWS = {
+    "bias": "decision biases fitted on the other four folds' out-of-fold predictions",
+    "bias_stance": "stance decision biases (a `none` offset per target) fitted on the other four folds",
+    "kindbias": "decision biases fitted on the other four folds, one set for reader comments, one for the rest",
+    "kindbias_stance": "stance decision biases fitted on the other four folds, one set for reader comments, one "
+                       "for the rest",
+}
+
+
 def write_markdown(rows: list[dict], diffs: dict, path: Path, n_urls: int) -> None:
     targets = list(rows[0]["scores"]["pooled"]["f1_avg"])
     lines = ["| recipe | what | sentiment macro-F1 | (fold mean ± sd) | stance score | (fold mean ± sd) | "
@@ -383,8 +392,7 @@ def write_markdown(rows: list[dict], diffs: dict, path: Path, n_urls: int) -> No
         secs = list(r["fold_seconds"].values())
         name = r["name"]
         what = DESCRIBE.get(name, "ensemble: mean of the members' probabilities" if name.startswith("ens:") else
-                            "decision biases fitted on the other four folds' out-of-fold predictions"
-                            if name.endswith("+bias") else "")
+                            BIAS_ROWS.get(name.rpartition("+")[2], ""))
         ece = f"{sc['ece_raw']:.3f} → {sc['ece_temp']:.3f}" if sc.get("ece_raw") is not None else "–"
         st_ece = f"{sc['stance_ece_raw']:.3f} → {sc['stance_ece_temp']:.3f}" if sc.get("stance_ece_raw") is not None \
             else "–"
@@ -454,9 +462,11 @@ def cmd_table(args: argparse.Namespace) -> None:
         ens = ensemble("ens:" + combo, parts)
         ens["scores"] = score(ens, real, folds, schema)
         rows.append(ens)
-    for name in args.biased:
+    for spec in args.biased:
+        name, _, how = spec.partition(":")
         if name in by_name:
-            biased = cross_fitted_bias(by_name[name], real, folds, schema)
+            biased = cross_fitted_bias(by_name[name], real, folds, schema, by_kind="kind" in how,
+                                       sentiment="stance" not in how)
             biased["scores"] = score(biased, real, folds, schema)
             rows.append(biased)
     rows.sort(key=lambda r: -(r["scores"]["pooled"]["sentiment_macro_f1"] + r["scores"]["pooled"]["stance_score"]))
@@ -554,7 +564,8 @@ def main() -> None:
     table = sub.add_parser("table")
     table.add_argument("--ensemble", action="append", default=[], help="a+b: average of two recipes' probabilities")
     table.add_argument("--biased", action="append", default=[],
-                       help="a recipe again, with decision biases cross-fitted over the folds (NAME+bias)")
+                       help="NAME[:kind][,stance]: a recipe again, with decision biases cross-fitted over the "
+                       "folds (NAME+bias), one set per kind (comment / other) with 'kind', stance only with 'stance'")
     table.add_argument("--cv", action="append", default=[], help="a scripts/domain_real_cv.py result to include")
     table.add_argument("--markdown", default=None, help="write the table (and paired differences) here")
     table.add_argument("--pair", action="append", default=[], help="a:b, an extra paired difference")
