@@ -61,6 +61,7 @@ RECIPES: dict[str, dict] = {
                         "target_cond": True},
     "top4_corpus_tgt": {"kind": "top", "start": 8, "corpus": True, "real_repeat": 2, "epochs": 3, "lr": 6e-5,
                         "target_cond": True},
+    "top4_corpus_real3": {"kind": "top", "start": 8, "corpus": True, "real_repeat": 3, "epochs": 3, "lr": 6e-5},
     # Trained by the product trainer (pipeline.training.train) on configs/default.yaml with these overrides.
     "full_corpus": {"kind": "product", "corpus": True, "set": [
         "training.trainable_layers=null", "training.checkpoint=last", "training.epochs=2", "training.lr=3e-5",
@@ -362,6 +363,7 @@ DESCRIBE = {
                        "frozen embedding of the codebook's target statement (bilinear, added to each stance head)",
     "top4_corpus_tgt": "target-aware stance on the top-4 recipe: as top4_corpus, plus the shared statement scorer "
                        "of top2_corpus_tgt",
+    "top4_corpus_real3": "top 4 layers on cached layer-8 states; real x3 + corpus, 3 epochs, lr 6e-5",
     "full_corpus": "(d, e) full mpnet fine-tuning (product trainer), bf16 autocast; real x2 + corpus, 2 epochs, "
                    "encoder lr 3e-5, heads 1e-3, end state kept",
     "minilm_ft": "(a, e) the previous default, now `configs/fast.yaml`: MiniLM-L6 fully fine-tuned, corpus + real "
