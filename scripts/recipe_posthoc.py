@@ -56,5 +56,5 @@ def cross_fitted_bias(res: dict, real: list[dict], folds: dict[str, int], schema
             fold_bias[t] = bt.tolist()
         biases[int(f)] = fold_bias
     oof = {r["id"]: {"sentiment": out_s[i].tolist(), "stance": out_t[i].tolist()} for i, r in enumerate(recs)}
-    return {"name": res["name"] + ("+bias" if sentiment else "+bias_stance"), "oof": oof, "folds": res["folds"], "fold_seconds": res["fold_seconds"],
-            "fold_biases": biases}
+    return {"name": res["name"] + ("+bias" if sentiment else "+bias_stance"), "oof": oof, "folds": res["folds"],
+            "fold_seconds": res["fold_seconds"], "fold_biases": biases}

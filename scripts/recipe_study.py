@@ -149,7 +149,7 @@ def run_fold_top(recipe: dict, states: list, y: dict[str, np.ndarray], train_idx
 
     weighting = load_config(REPO / "configs" / "default.yaml")  # balanced class weights, capped at 5
     torch.manual_seed(seed)
-    statements = [schema.targets[t].statement for t in schema.target_names] if recipe.get("target_cond") else None
+    statements = schema.target_statements if recipe.get("target_cond") else None
     model, _ = MultiTaskModel.from_base("mpnet", schema.sentiment_classes, schema.stance_classes,
                                         schema.target_names, 0.1, "mean", statements)
     labels = {k: v[train_idx] for k, v in y.items()}

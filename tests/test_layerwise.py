@@ -107,7 +107,7 @@ def test_target_aware_heads_are_saved_with_the_statement_embeddings_and_used_at_
     schema = load_schema(REPO / "configs" / "labels.yaml")
     path = resolve_base_model("minilm")
     expected = statement_embeddings(AutoModel.from_pretrained(path), AutoTokenizer.from_pretrained(path),
-                                    [schema.targets[t].statement for t in schema.target_names])
+                                    schema.target_statements)
     model, tok = ModelFolder(target_aware_model).load_model()
     assert json.loads((target_aware_model / "threadstance.json").read_text())["target_aware"] is True
     assert model.target_aware and torch.allclose(model.target_emb, expected, atol=1e-5)

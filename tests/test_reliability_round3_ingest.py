@@ -164,7 +164,7 @@ def test_a_page_the_parser_would_blow_up_on_is_refused_within_the_memory_bound_a
     from pipeline.ingest.bounded import memory_limit
     from pipeline.ingest.html import html_shape
 
-    page = _reopened_formatting_page(20_000)  # 580 KB; parsed in this process it asked for 19 GB and was killed
+    page = _reopened_formatting_page(20_000)  # 490 KB; parsed in this process it asked for 19 GB and was killed
     assert html_shape(page).depth < 10
     (tmp_path / "bold.html").write_text(page, encoding="utf-8")
     (tmp_path / "good.txt").write_text(DUMP, encoding="utf-8")

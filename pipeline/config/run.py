@@ -217,6 +217,13 @@ class RunConfig(_Strict):
 
         return check_name(value)  # '.', '..' would put the model folder over the checkout (issue 15)
 
+    @model_validator(mode="after")
+    def _target_aware_needs_gradients(self) -> RunConfig:
+        if self.model.target_aware and self.training.trainable_layers == 0:
+            raise ValueError("model.target_aware: target-aware heads are trained by gradient; set "
+                             "training.trainable_layers > 0 or null")
+        return self
+
     def schema(self) -> LabelSchema:
         return load_schema(self.schema_path)
 

@@ -59,6 +59,11 @@ class LabelSchema(BaseModel):
         return list(self.targets)
 
     @property
+    def target_statements(self) -> list[str]:
+        """Each target's codebook statement, in ``target_names`` order."""
+        return [self.targets[t].statement for t in self.targets]
+
+    @property
     def polar_classes(self) -> list[str]:
         """Stance classes other than ``none`` (favor, against): the SemEval F1avg classes."""
         return [c for c in self.stance_classes if c != self.none_class]
@@ -72,7 +77,7 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        lines.append(f"{key}: {msg}")
+        lines.append(f"{key}: {msg}" if key else msg)  # a check across sections names its keys itself
     return "; ".join(lines)
 
 

@@ -115,11 +115,6 @@ def train_layerwise(cfg: RunConfig, progress: bool = True) -> RunResult:
     train_ds, devs, _, counts = build_data(cfg, schema, tokenizer, spec, require_dev=False)
     total_layers = n_layers(model.encoder)
     k = cfg.training.trainable_layers or 0
-    if k == 0 and cfg.model.target_aware:
-        from pipeline.errors import ConfigError
-
-        raise ConfigError("target-aware heads are trained by gradient: set training.trainable_layers > 0 or null",
-                          key="model.target_aware")
     if k > total_layers:
         from pipeline.errors import ConfigError
 

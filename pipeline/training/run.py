@@ -99,7 +99,7 @@ def task_class_weights(labels: Any, schema: LabelSchema, cfg: RunConfig) -> dict
 
 def target_statements(cfg: RunConfig, schema: LabelSchema) -> list[str] | None:
     """The codebook statement of every target, in head order, when the config asks for target-aware heads."""
-    return [schema.targets[t].statement for t in schema.target_names] if cfg.model.target_aware else None
+    return schema.target_statements if cfg.model.target_aware else None
 
 
 def use_bf16(cfg: RunConfig) -> bool:
