@@ -117,13 +117,16 @@ class MultiTaskModel(nn.Module):
 
     def heads(self, pooled: torch.Tensor) -> dict[str, Any]:
         """Logits: ``{"sentiment": [B, S], "stance": {target: [B, 3]}, "pair_stance": [B, 3]}``."""
-        stance = {t: head(pooled) for t, head in self.stance_heads.items()}
+        # The order of these calls is the order gradients are summed into ``pooled``: changing it changes the
+        # trained weights in their last bits, and so every model_version.
+        out = {"sentiment": self.sentiment_head(pooled),
+               "stance": {t: head(pooled) for t, head in self.stance_heads.items()},
+               "pair_stance": self.pair_stance_head(pooled)}
         if self.target_aware:
             text = torch.tanh(self.cond_text(pooled))
             for j, t in enumerate(self.targets):
-                stance[t] = stance[t] + self.cond_out(text * self.cond_target(self.target_emb[j]))
-        return {"sentiment": self.sentiment_head(pooled), "stance": stance,
-                "pair_stance": self.pair_stance_head(pooled)}
+                out["stance"][t] = out["stance"][t] + self.cond_out(text * self.cond_target(self.target_emb[j]))
+        return out
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
