@@ -204,7 +204,8 @@ def test_the_store_file_is_never_written(built: tuple[Path, Path]) -> None:
     assert {p.name: _digest(p) for p in store.parent.glob("store.sqlite*")} == before
 
 
-def test_a_store_without_predictions_shows_a_clear_notice(tmp_path: Path, seeds_dir: Path) -> None:
+def test_a_store_without_predictions_shows_a_clear_notice(tmp_path: Path, seeds_dir: Path, monkeypatch) -> None:
+    monkeypatch.setattr("pipeline.config.settings.DEFAULT_MODELS", tmp_path / "models")  # no models/default
     db = tmp_path / "bare.sqlite"
     result = CliRunner().invoke(cli_app, ["ingest", str(seeds_dir), "--db", str(db)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -215,6 +216,26 @@ def test_a_store_without_predictions_shows_a_clear_notice(tmp_path: Path, seeds_
     assert 'class="thread-link"' in c.get("/threads").text
     r = c.get("/trends.csv")
     assert r.status_code == 400 and "no predictions in the store yet" in r.text
+
+
+def test_a_default_model_that_has_not_classified_the_store_gets_the_same_notice_with_its_version(
+        tmp_path: Path, seeds_dir: Path, smoke_model: Path, monkeypatch) -> None:
+    from pipeline.modeling.folder import ModelFolder
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "default").symlink_to(smoke_model, target_is_directory=True)
+    monkeypatch.setattr("pipeline.config.settings.DEFAULT_MODELS", tmp_path / "models")
+    version = ModelFolder(smoke_model).recorded_version()
+    db = tmp_path / "bare.sqlite"
+    result = CliRunner().invoke(cli_app, ["ingest", str(seeds_dir), "--db", str(db)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    c = TestClient(create_app(db, None))
+    for page in PAGES:
+        r = c.get(page)
+        assert r.status_code == 200 and 'id="no-predictions"' in r.text and version in r.text, page
+    r = c.get("/trends.csv")
+    assert r.status_code == 400 and f"no predictions of model {version}" in r.text
+    assert c.get("/items.csv").status_code == 400
 
 
 def test_serve_refuses_a_missing_store_without_creating_it(tmp_path: Path, monkeypatch, capsys) -> None:

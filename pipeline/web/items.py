@@ -51,8 +51,8 @@ def items_download(request: Request, fmt: str, target: str | None = None, label:
 
     dash = request.app.state.dash
     fmt = choice(fmt, ["csv", "jsonl"], "format") or "csv"
-    if not dash.version:
-        raise BadRequest("no predictions in the store yet (run `threadstance reclassify` or `predict --db`)")
+    if not dash.has_predictions():
+        raise BadRequest(dash.no_predictions())
     dash.fresh()
     f = _filter(request, target, label, conf_min, conf_max, kind, thread, since, until, q)
 

@@ -120,6 +120,19 @@ class Dashboard:
     def version(self) -> str | None:
         return self.model.version
 
+    def has_predictions(self) -> bool:
+        """Whether the store holds predictions of the served model (a default model folder can be served over
+        a store that it has not classified yet)."""
+        self.fresh()
+        return bool(self.version and self.index.schema.sentiment)
+
+    def no_predictions(self) -> str:
+        """What to tell a user when :meth:`has_predictions` is False."""
+        if not self.version:
+            return "no predictions in the store yet (run `threadstance reclassify` or `predict --db`)"
+        return (f"no predictions of model {self.version} in the store yet (run `threadstance reclassify` or "
+                "`predict --db` with it, or serve another model with --model)")
+
     def fresh(self) -> tuple[Any, ...]:
         """Rebuild the index if the store changed; the cache key prefix of the store as it is now."""
         self.index.refresh(self.model.version)
@@ -173,7 +186,7 @@ class Dashboard:
 
     def warm(self) -> None:
         """Compute the unfiltered trend tables and the label-next ranking (serve runs this at start)."""
-        if self.version:
+        if self.has_predictions():
             for by in ("month", "quarter", "year"):
                 self.trends(TrendQuery(by=by))
             self.ranking()

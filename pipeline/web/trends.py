@@ -44,7 +44,7 @@ def trends_page(request: Request, by: str | None = None, kind: list[str] = Query
                 min_confidence: str | None = None) -> HTMLResponse:
     dash = request.app.state.dash
     q = _query(request, by, kind, thread, since, until, min_confidence)
-    view = dash.trends(q) if dash.version else None
+    view = dash.trends(q) if dash.has_predictions() else None
     query = str(request.url.query)
     html = view.rendered.get(query) if view is not None else None
     if html is None:  # the charts' data and the table are rendered once per cached view and address
@@ -62,8 +62,8 @@ def trends_csv(request: Request, by: str | None = None, kind: list[str] = Query(
     from pipeline.csvsafe import safe_frame
 
     dash = request.app.state.dash
-    if not dash.version:
-        raise BadRequest("no predictions in the store yet (run `threadstance reclassify` or `predict --db`)")
+    if not dash.has_predictions():
+        raise BadRequest(dash.no_predictions())
     q = _query(request, by, kind, thread, since, until, min_confidence)
     view = dash.trends(q)
     if "csv" not in view.rendered:
