@@ -84,3 +84,35 @@ def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "store.sqlite")
     return request.getfixturevalue("postgres_server").new_database()
+
+
+# ---- evaluate tests (test_evaluate, test_evaluate_inputs) ----------------------------------------------------
+
+@pytest.fixture(scope="session")
+def schema():  # noqa: ANN201
+    """The project's label schema (configs/labels.yaml)."""
+    from pipeline.config.schema import load_schema
+
+    return load_schema(REPO / "configs" / "labels.yaml")
+
+
+@pytest.fixture(scope="session")
+def seeded_db(tmp_path_factory: pytest.TempPathFactory, seeds_dir: Path) -> Path:
+    from pipeline.store.db import Store
+    from pipeline.store.load import ingest_paths
+
+    db = tmp_path_factory.mktemp("store") / "ts.sqlite"
+    with Store(db) as store:
+        assert not ingest_paths(store, [seeds_dir]).failed
+    return db
+
+
+@pytest.fixture(scope="session")
+def eval_model(smoke_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the session's smoke model (evaluate writes gold_metrics.json and README.md into it)."""
+    dest = tmp_path_factory.mktemp("eval-model") / "smoke"
+    import shutil
+
+    shutil.copytree(smoke_model, dest)
+    return dest
+
