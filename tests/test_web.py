@@ -232,10 +232,20 @@ def test_a_default_model_that_has_not_classified_the_store_gets_the_same_notice_
     c = TestClient(create_app(db, None))
     for page in PAGES:
         r = c.get(page)
-        assert r.status_code == 200 and 'id="no-predictions"' in r.text and version in r.text, page
+        assert r.status_code == 200 and 'yet: run <code>threadstance reclassify' in r.text, page
+        assert f'no predictions of model <code>{version}</code>' in r.text, page
     r = c.get("/trends.csv")
     assert r.status_code == 400 and f"no predictions of model {version}" in r.text
     assert c.get("/items.csv").status_code == 400
+
+
+def test_a_store_classified_by_another_model_gets_the_notice_for_the_served_one(built: tuple[Path, Path]) -> None:
+    store, _ = built
+    c = TestClient(create_app(store, "0123456789ab"))  # a model_version that never classified this store
+    for page in PAGES:
+        r = c.get(page)
+        assert 'no predictions of model <code>0123456789ab</code>' in r.text and "--model" in r.text, page
+    assert c.get("/items.jsonl").status_code == 400
 
 
 def test_serve_refuses_a_missing_store_without_creating_it(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -52,8 +52,7 @@ def items_download(request: Request, fmt: str, target: str | None = None, label:
     dash = request.app.state.dash
     fmt = choice(fmt, ["csv", "jsonl"], "format") or "csv"
     if not dash.has_predictions():
-        raise BadRequest(dash.no_predictions())
-    dash.fresh()
+        raise BadRequest(dash.no_predictions())  # has_predictions() has refreshed the index
     f = _filter(request, target, label, conf_min, conf_max, kind, thread, since, until, q)
 
     def body() -> Iterator[str]:
