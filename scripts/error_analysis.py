@@ -9,7 +9,7 @@ Reads the recipe study's out-of-fold logits (``reports/recipes/<recipe>.json``),
   read against the codebook (``reports/errors_reasons.tsv``: ``id<TAB>task<TAB>verdict<TAB>reason<TAB>label we
   would give``; verdict is one of label-noise, codebook-ambiguity, model).
 
-    .venv/bin/python scripts/error_analysis.py                   # top4_corpus (the default), 30 worst errors
+    .venv/bin/python scripts/error_analysis.py                   # the default's recipe, 30 worst errors
     .venv/bin/python scripts/error_analysis.py --list 40         # print the worst errors with text, to read
 """
 from __future__ import annotations
@@ -67,13 +67,15 @@ def table(headers: list[str], body: list[list]) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--recipe", default="top4_corpus")
+    ap.add_argument("--recipe", default=None, help="default: the recipe of configs/default.yaml (evaluation.oof_recipe)")
     ap.add_argument("--shared", default=None)
     ap.add_argument("--worst", type=int, default=30)
     ap.add_argument("--list", type=int, default=0, help="print the N worst errors with their text (not saved)")
     ap.add_argument("--out", default=str(REPO / "reports" / "errors.md"))
     args = ap.parse_args()
     schema = load_schema(REPO / "configs" / "labels.yaml")
+    if args.recipe is None:
+        args.recipe = yaml.safe_load((REPO / "configs" / "default.yaml").read_text())["evaluation"]["oof_recipe"]
     real, res, temps = load(args.recipe, args.shared)
     rows = predictions(real, res, temps, schema)
     errors = [r for r in rows if r["gold"] != r["pred"]]
