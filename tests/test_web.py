@@ -204,12 +204,17 @@ def test_the_store_file_is_never_written(built: tuple[Path, Path]) -> None:
     assert {p.name: _digest(p) for p in store.parent.glob("store.sqlite*")} == before
 
 
-def test_a_store_without_predictions_shows_a_clear_notice(tmp_path: Path, seeds_dir: Path, monkeypatch) -> None:
-    monkeypatch.setattr("pipeline.config.settings.DEFAULT_MODELS", tmp_path / "models")  # no models/default
+def _bare_store(tmp_path: Path, seeds_dir: Path) -> Path:
+    """The seed threads ingested into a new store, nothing classified."""
     db = tmp_path / "bare.sqlite"
     result = CliRunner().invoke(cli_app, ["ingest", str(seeds_dir), "--db", str(db)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    c = TestClient(create_app(db, None))
+    return db
+
+
+def test_a_store_without_predictions_shows_a_clear_notice(tmp_path: Path, seeds_dir: Path, monkeypatch) -> None:
+    monkeypatch.setattr("pipeline.config.settings.DEFAULT_MODELS", tmp_path / "models")  # no models/default
+    c = TestClient(create_app(_bare_store(tmp_path, seeds_dir), None))
     for page in PAGES:
         r = c.get(page)
         assert r.status_code == 200 and 'id="no-predictions"' in r.text, page
@@ -226,10 +231,7 @@ def test_a_default_model_that_has_not_classified_the_store_gets_the_same_notice_
     (tmp_path / "models" / "default").symlink_to(smoke_model, target_is_directory=True)
     monkeypatch.setattr("pipeline.config.settings.DEFAULT_MODELS", tmp_path / "models")
     version = ModelFolder(smoke_model).recorded_version()
-    db = tmp_path / "bare.sqlite"
-    result = CliRunner().invoke(cli_app, ["ingest", str(seeds_dir), "--db", str(db)], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    c = TestClient(create_app(db, None))
+    c = TestClient(create_app(_bare_store(tmp_path, seeds_dir), None))
     for page in PAGES:
         r = c.get(page)
         assert r.status_code == 200 and 'yet: run <code>threadstance reclassify' in r.text, page
