@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, cli
+
 from pipeline.config.run import load_config
 from pipeline.config.schema import load_schema
 from pipeline.data.splits import make_splits
