@@ -225,7 +225,7 @@ def read_predictions(db: str | Path, model: Predictor | str | Path | None = None
 def trends(db: str | Path, model: Predictor | str | Path | None = None, *, by: str = "year",
            kinds: Sequence[str] | None = None, thread: str | Sequence[str] | None = None, since: str | None = None,
            until: str | None = None, min_confidence: float | None = None, min_items: int = 30,
-           method: str = "acc", n_boot: int = 1000, seed: int = 13, as_frame: bool = True) -> Any:
+           min_threads: int = 3, method: str = "acc", n_boot: int = 1000, seed: int = 13, as_frame: bool = True) -> Any:
     """Label shares per period, corrected for classifier error, with 95 % intervals (``threadstance trends``).
 
     Args:
@@ -239,7 +239,7 @@ def trends(db: str | Path, model: Predictor | str | Path | None = None, *, by: s
         since, until: First and last date counted (``YYYY-MM-DD``).
         min_confidence: Labels whose top probability is below this abstain: left out of the shares and
             reported as the label ``abstain``.
-        min_items: Periods with fewer items get ``too_few`` True.
+        min_items, min_threads: Periods with fewer items or fewer threads get ``too_few`` True.
         method: ``acc`` (counts) or ``pacc`` (mean probabilities).
         n_boot, seed: Bootstrap replicates and seed of the intervals.
         as_frame: A DataFrame (default) or a list of dicts.
@@ -255,7 +255,7 @@ def trends(db: str | Path, model: Predictor | str | Path | None = None, *, by: s
     threads = [thread] if isinstance(thread, str) else thread
     result = compute(db, model.model_dir if isinstance(model, Predictor) else model, by, kinds=kinds,
                      threads=threads, since=since, until=until, min_confidence=min_confidence, min_items=min_items,
-                     method=method, n_boot=n_boot, seed=seed)
+                     min_threads=min_threads, method=method, n_boot=n_boot, seed=seed)
     frame = result.frame
     frame.attrs.update(model_version=result.model_version, notes=list(result.notes))
     return frame if as_frame else frame.to_dict(orient="records")

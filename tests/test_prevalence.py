@@ -12,7 +12,9 @@ from pipeline.evaluation.prevalence import (
     cluster_weights,
     error_tables,
     estimate_shares,
+    estimate_stratified,
     misclassification_rates,
+    rates_by_stratum,
     table_rates,
 )
 
@@ -49,6 +51,49 @@ def test_acc_recovers_the_true_shares_from_a_known_confusion_matrix() -> None:
     assert np.allclose(est.share, shares)
     assert np.all(est.ci[0] <= shares) and np.all(shares <= est.ci[1])
     assert not (est.raw_ci[0, 0] <= shares[0] <= est.raw_ci[1, 0])  # the raw interval misses the true favor share
+
+
+def test_stratified_correction_uses_each_kinds_rates_and_combines_by_item_counts() -> None:
+    # comments are misread as M says; paragraphs perfectly: one pooled table would under-correct comments
+    true_c, probs_c = crisp_items([100, 100, 100])
+    true_o = np.repeat([0, 1, 2], 100)
+    table = ErrorTable(CLASSES, np.concatenate([true_c, true_o]), np.vstack([probs_c, np.eye(3)[true_o]]),
+                       np.arange(600) // 3, np.array(["comment"] * 300 + ["other"] * 300))
+    draws = np.random.default_rng(1)
+    rates = {name: table_rates(table.subset(table.strata == name), "acc", 300, draws) for name in ("comment", "other")}
+    comment_shares, paragraph_shares = np.array([0.2, 0.3, 0.5]), np.array([0.6, 0.1, 0.3])
+    _, probs_comments = crisp_items([200, 300, 500])
+    probs_paragraphs = np.eye(3)[np.repeat([0, 1, 2], [300, 50, 150])]
+    probs = np.vstack([probs_comments, probs_paragraphs])
+    strata = np.array(["comment"] * 1000 + ["other"] * 500)
+    threads = np.arange(1500) // 10
+    est = estimate_stratified(probs, threads, strata, rates, 300, np.random.default_rng(2))
+    truth = (1000 * comment_shares + 500 * paragraph_shares) / 1500
+    assert np.allclose(est.share, truth)
+    assert np.all(est.ci[0] <= truth + 1e-9) and np.all(truth <= est.ci[1] + 1e-9)
+    pooled = estimate_shares(probs, threads, table_rates(table, "acc", 300, np.random.default_rng(1)), 300,
+                             np.random.default_rng(2))
+    assert abs(pooled.share[0] - truth[0]) > 0.02  # pooled rates miss what the strata recover
+    only_comments = estimate_stratified(probs_comments, threads[:1000], strata[:1000], rates, 300,
+                                        np.random.default_rng(3))
+    assert np.allclose(only_comments.share, comment_shares)
+
+
+def test_a_class_rare_in_a_stratum_keeps_the_rates_pooled_over_all_kinds() -> None:
+    # 30 comment items: 25 of class 0 (enough), 5 of class 1 (too few), 0 of class 2; 300 others
+    true_c = np.array([0] * 25 + [1] * 5)
+    probs_c = np.eye(3)[np.array([1] * 10 + [0] * 15 + [2] * 5)]  # class 0 often misread as 1; class 1 as 2
+    true_o, probs_o = crisp_items([100, 100, 100])
+    table = ErrorTable(CLASSES, np.concatenate([true_c, true_o]), np.vstack([probs_c, probs_o]), np.arange(330),
+                       np.array(["comment"] * 30 + ["other"] * 300))
+    weights = cluster_weights(table.groups, 50, np.random.default_rng(0))
+    rates = rates_by_stratum(table, "acc", 50, np.random.default_rng(1), weights, min_per_class=20)
+    pooled = table_rates(table, "acc", 50, np.random.default_rng(1), weights)
+    assert np.allclose(rates["comment"].point[:, 0], [0.6, 0.4, 0.0])  # its own column: 25 items
+    assert not np.allclose(pooled.point[:, 0], [0.6, 0.4, 0.0])
+    assert np.allclose(rates["comment"].point[:, 1:], pooled.point[:, 1:])  # 5 and 0 items: the pooled columns
+    assert np.allclose(rates["comment"].draws[:, :, 1:], pooled.draws[:, :, 1:])
+    assert np.allclose(rates["other"].point, M)
 
 
 def test_pacc_recovers_the_true_shares_from_known_mean_probabilities() -> None:

@@ -163,7 +163,7 @@ def test_filters_by_kind_thread_and_date_range(store: Path, oof_model: Path) -> 
 
 
 def test_periods_with_too_few_items_are_flagged_and_not_plotted(store: Path, oof_model: Path) -> None:
-    result = trends(store, oof_model, "month", min_items=25, n_boot=100)
+    result = trends(store, oof_model, "month", min_items=25, min_threads=1, n_boot=100)
     frame = result.frame
     assert (frame["too_few"] == (frame["n"] < 25)).all()
     assert frame["too_few"].any() and not frame["too_few"].all()
@@ -177,13 +177,40 @@ def test_periods_with_too_few_items_are_flagged_and_not_plotted(store: Path, oof
     assert plotted == set(sentiment.loc[~sentiment["too_few"], "period"])
 
 
+def test_periods_with_fewer_threads_than_min_threads_are_flagged(store: Path, oof_model: Path) -> None:
+    frame = trends(store, oof_model, "year", min_items=1, n_boot=100).frame  # default: at least 3 threads
+    assert (frame["too_few"] == (frame["n_threads"] < 3)).all() and frame["too_few"].any()
+    loose = trends(store, oof_model, "year", min_items=1, min_threads=1, n_boot=100).frame
+    assert not loose["too_few"].any()
+
+
+def test_a_min_confidence_no_table_item_reaches_leaves_shares_uncorrected_with_a_note(store: Path, oof_model: Path,
+                                                                                      monkeypatch, capsys) -> None:
+    rc, out, err = cli(["trends", "--db", store, "--model", oof_model, "--by", "year", "--format", "csv",
+                        "--bootstrap", "100", "--min-confidence", "1.0"], monkeypatch, capsys)
+    assert rc == 0, err
+    assert "no out-of-fold" in err and "reaches --min-confidence 1.0" in err and "Traceback" not in err
+    frame = pd.read_csv(io.StringIO(out))
+    assert frame.loc[frame["label"] != "abstain", "share"].isna().all()
+
+
+def test_the_oof_table_records_each_passage_kind_and_comments_get_their_own_rates(oof_model: Path) -> None:
+    from pipeline.evaluation.prevalence import error_tables
+
+    folder = ModelFolder(oof_model)
+    oof = folder.read_oof_table()
+    assert len(oof["kinds"]) == oof["n"] and {"comment", "opinion", "report"} <= set(oof["kinds"])
+    table = error_tables(oof, folder.read_meta())["sentiment"]
+    assert (table.strata == "comment").sum() == oof["kinds"].count("comment")
+
+
 def test_the_png_has_a_date_axis_and_interval_bands(store: Path, oof_model: Path, tmp_path: Path) -> None:
     result = invoke("trends", "--db", str(store), "--model", str(oof_model), "--by", "year", "--format", "csv",
-                    "--bootstrap", "100", "--min-items", "1", "--out", str(tmp_path / "out"))
+                    "--bootstrap", "100", "--min-items", "1", "--min-threads", "1", "--out", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "trends.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert pd.read_csv(tmp_path / "out" / "trends.csv").equals(pd.read_csv(io.StringIO(result.stdout)))
-    frame = trends(store, oof_model, "year", min_items=1, n_boot=100).frame
+    frame = trends(store, oof_model, "year", min_items=1, min_threads=1, n_boot=100).frame
     fig = trends_figure(frame, "test")
     ax = fig.axes[-1]
     assert isinstance(ax.xaxis.get_major_locator(), mdates.AutoDateLocator)

@@ -33,6 +33,8 @@ def trends(
         "counted as their own label `abstain`.")] = None,
     min_items: Annotated[int, typer.Option("--min-items", min=1, help="Periods with fewer items are flagged "
                                            "too_few and not plotted.")] = 30,
+    min_threads: Annotated[int, typer.Option("--min-threads", min=1, help="Periods with fewer threads are flagged "
+                                             "too_few too (the intervals resample threads).")] = 3,
     method: Annotated[str, typer.Option("--method", help="acc (counts) | pacc (mean probabilities): how the "
                                         "misclassification rates correct the shares (reports/trends_validation.md)."
                                         )] = "acc",
@@ -48,14 +50,15 @@ def trends(
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: choose {', '.join(FORMATS)}")
     result = compute(db, model, by, kinds=kind, threads=thread, since=since, until=until,
-                     min_confidence=min_confidence, min_items=min_items, method=method, n_boot=n_boot, seed=seed)
+                     min_confidence=min_confidence, min_items=min_items, min_threads=min_threads, method=method,
+                     n_boot=n_boot, seed=seed)
     frame = result.frame
     for note in result.notes:
         err_console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     if frame.empty:
         raise UserError("no dated predicted items match these filters", db)
     if fmt == "table":
-        _print_table(frame, by, result.model_version, result.corrected, min_items)
+        _print_table(frame, by, result.model_version, result.corrected, min_items, min_threads)
     else:
         sys.stdout.write(_serialise(frame, fmt))
         sys.stdout.flush()
@@ -84,13 +87,14 @@ def _serialise(frame, fmt: str) -> str:  # noqa: ANN001 - a pandas DataFrame
     return "".join(line + "\n" for line in lines)
 
 
-def _print_table(frame, by: str, version: str, corrected: bool, min_items: int) -> None:  # noqa: ANN001
+def _print_table(frame, by: str, version: str, corrected: bool, min_items: int, min_threads: int
+                 ) -> None:  # noqa: ANN001
     from rich.table import Table
 
     table = Table(title=f"label shares per {by} (%) · model {version}", title_justify="left",
                   caption=("share: corrected for classifier error [95 % interval]; raw: classify and count"
                            if corrected else "raw: classify and count [95 % interval]; not corrected")
-                  + f"; * fewer than {min_items} items", caption_justify="left")
+                  + f"; * fewer than {min_items} items or {min_threads} threads", caption_justify="left")
     for col, justify in ((by, "left"), ("target", "left"), ("label", "left"), ("n", "right"), ("raw", "right"),
                          ("share [95 % CI]" if corrected else "raw [95 % CI]", "right")):
         table.add_column(col, justify=justify, no_wrap=True)

@@ -11,7 +11,10 @@ Intervals are percentile bootstraps that redraw both sources of error in every r
 (clusters, i.e. threads, drawn with replacement, then items within each drawn thread) and the
 out-of-fold table (url clusters, likewise), so they cover the uncertainty of the misclassification
 rates as well as the sampling of items. The correction assumes the rates measured on the labelled
-items hold for the items being counted (prior shift only).
+items hold for the items being counted (prior shift only). Error rates differ by kind of text (reader
+comments against article paragraphs), so when the table records each passage's kind the shares are
+corrected per stratum (:func:`estimate_stratified`) with that stratum's rates and then combined by the
+strata's item counts.
 """
 from __future__ import annotations
 
@@ -22,20 +25,32 @@ from typing import Any
 import numpy as np
 
 METHODS = ("acc", "pacc")  # corrected estimators; "cc" (classify and count) is the raw share
+STRATA = ("comment", "other")  # reader comments and replies; article, opinion and report passages
+# A stratum's column of M (how true class j is predicted) needs this many labelled items of class j there;
+# with fewer (reader comments hold 3 nqsw_access favor passages) the column measured on all kinds is used.
+MIN_PER_CLASS = 20
+
+
+def stratum_of(kind: str | None) -> str:
+    """The error-rate stratum of a passage kind (domain_real: comment / opinion / report) or a store item
+    kind (comment / reply / paragraph)."""
+    return "comment" if kind in ("comment", "reply") else "other"
 
 
 @dataclass(frozen=True)
 class ErrorTable:
     """Out-of-fold predictions of one task on labelled items: true class index, predicted probabilities
-    (in ``classes`` order) and the cluster (url) of every item."""
+    (in ``classes`` order), the cluster (url) and, when known, the stratum (:data:`STRATA`) of every item."""
 
     classes: list[str]
     true: np.ndarray  # (m,) int
     probs: np.ndarray  # (m, k)
     groups: np.ndarray  # (m,) int
+    strata: np.ndarray | None = None  # (m,) str
 
     def subset(self, keep: np.ndarray) -> ErrorTable:
-        return ErrorTable(self.classes, self.true[keep], self.probs[keep], self.groups[keep])
+        strata = self.strata[keep] if self.strata is not None else None
+        return ErrorTable(self.classes, self.true[keep], self.probs[keep], self.groups[keep], strata)
 
 
 def abstains(probs: np.ndarray, min_confidence: float | None) -> np.ndarray:
@@ -144,6 +159,23 @@ def table_rates(table: ErrorTable, method: str, n_boot: int, rng: np.random.Gene
     return Rates(method, misclassification_rates(table, method), misclassification_rates(table, method, weights))
 
 
+def rates_by_stratum(table: ErrorTable, method: str, n_boot: int, rng: np.random.Generator,
+                     weights: np.ndarray | None = None, min_per_class: int = MIN_PER_CLASS) -> dict[str, Rates]:
+    """Rates of every stratum of ``table`` (one shared bootstrap draw of the table, ``weights`` (B, m)); a
+    class with fewer than ``min_per_class`` labelled items in a stratum keeps the column pooled over all."""
+    weights = cluster_weights(table.groups, n_boot, rng) if weights is None else weights
+    pooled = table_rates(table, method, n_boot, rng, weights)
+    out: dict[str, Rates] = {}
+    for name in dict.fromkeys(table.strata.tolist()):
+        sel = table.strata == name
+        own = table_rates(table.subset(sel), method, n_boot, rng, weights[:, sel])
+        few = np.bincount(table.true[sel], minlength=len(table.classes)) < min_per_class
+        point, draws = own.point.copy(), own.draws.copy()
+        point[:, few], draws[:, :, few] = pooled.point[:, few], pooled.draws[:, :, few]
+        out[name] = Rates(method, point, draws)
+    return out
+
+
 @dataclass
 class Estimate:
     """Shares of one task in one sample (a period): raw (classify and count) and corrected, with 95 %
@@ -188,6 +220,40 @@ def estimate_shares(probs: np.ndarray, clusters: Sequence[Any], rates: Rates | N
     return est
 
 
+def estimate_stratified(probs: np.ndarray, clusters: Sequence[Any], strata: Sequence[str],
+                        rates: dict[str, Rates], n_boot: int = 1000, rng: np.random.Generator | None = None,
+                        level: float = 0.95) -> Estimate:
+    """As :func:`estimate_shares`, but each stratum's share is corrected with its own ``rates[stratum]`` and
+    the corrected shares are combined weighted by the strata's item counts (in every bootstrap replicate,
+    the replicate's counts: threads hold both article paragraphs and comments, so one thread draw moves
+    both strata)."""
+    rng = rng if rng is not None else np.random.default_rng(0)
+    probs = np.asarray(probs, dtype=float)
+    strata = np.asarray(strata)
+    if len(probs) == 0:
+        return estimate_shares(probs, clusters, next(iter(rates.values())), n_boot, rng, level)
+    weights = cluster_weights(clusters, n_boot, rng)
+    crisp = predicted(probs, "cc")
+    est = Estimate(len(probs), len(set(clusters)), observed_shares(crisp),
+                   _percentiles(observed_shares(crisp, weights), level))
+    k = probs.shape[1]
+    point, draws = np.zeros(k), np.zeros((n_boot, k))
+    total = weights.sum(axis=1)
+    for name in dict.fromkeys(strata.tolist()):
+        r = rates[name]
+        idx = strata == name
+        counted = predicted(probs[idx], r.method)
+        point += idx.mean() * adjust(observed_shares(counted), r.point)
+        w = weights[:, idx]
+        n_w = w.sum(axis=1)
+        drawn = n_w > 0  # a replicate may draw no item of this stratum: it then weighs nothing
+        part = np.zeros((n_boot, k))
+        part[drawn] = adjust(observed_shares(counted, w[drawn]), r.draws[:n_boot][drawn])
+        draws += (n_w / total)[:, None] * part
+    est.share, est.ci = point, _percentiles(draws, level)
+    return est
+
+
 def error_tables(oof: dict[str, Any], meta: dict[str, Any]) -> dict[str, ErrorTable]:
     """Error tables per task (``sentiment`` and each target) from a model folder's out-of-fold table, with
     the model's current decision biases applied (the table holds probabilities after temperature)."""
@@ -195,16 +261,18 @@ def error_tables(oof: dict[str, Any], meta: dict[str, Any]) -> dict[str, ErrorTa
 
     bias = meta.get("decision_bias") or {}
     groups = np.asarray(oof["groups"], dtype=int)
+    kinds = oof.get("kinds")  # tables written before kinds were recorded have none: rates pooled over kinds
+    strata = np.array([stratum_of(k) for k in kinds]) if kinds else None
     out: dict[str, ErrorTable] = {}
     sent = oof["sentiment"]
     probs = np.asarray(sent["probs"], dtype=float)
     if "sentiment" in bias:
         probs = apply_bias(probs, np.asarray(bias["sentiment"], dtype=float))
-    out["sentiment"] = ErrorTable(list(sent["classes"]), np.asarray(sent["true"], dtype=int), probs, groups)
+    out["sentiment"] = ErrorTable(list(sent["classes"]), np.asarray(sent["true"], dtype=int), probs, groups, strata)
     targets = list(meta.get("targets") or oof["stance"])
     for t, task in oof["stance"].items():
         probs = np.asarray(task["probs"], dtype=float)
         if "stance" in bias and t in targets:
             probs = apply_bias(probs, np.asarray(bias["stance"][targets.index(t)], dtype=float))
-        out[t] = ErrorTable(list(task["classes"]), np.asarray(task["true"], dtype=int), probs, groups)
+        out[t] = ErrorTable(list(task["classes"]), np.asarray(task["true"], dtype=int), probs, groups, strata)
     return out

@@ -4,7 +4,11 @@ One record per (period, target, label): ``target`` is ``sentiment`` or a stance 
 classify-and-count (the share of items given the label); ``share`` is corrected with the misclassification
 rates of the model folder's out-of-fold table (:mod:`pipeline.evaluation.prevalence`); its interval
 redraws threads (then items within them) and the out-of-fold table in every bootstrap replicate.
-Without a table the corrected columns stay empty and a note says why.
+Reader comments and replies are corrected with the rates measured on the table's comments, article
+paragraphs with those of its other passages, and the two combined by their item counts (when the table
+records kinds). Without a table the corrected columns stay empty and a note says why. A period is flagged
+``too_few`` with fewer than ``min_items`` items or ``min_threads`` threads: the interval resamples threads,
+so from one or two threads it cannot show how much threads differ.
 
 An item is dated by its ``posted_at``; items without one (article paragraphs, undated comments) by
 their thread's ``article_date``, else by the earliest comment time in the thread (the text dumps carry
@@ -25,15 +29,20 @@ from pipeline.errors import UserError
 from pipeline.evaluation.prevalence import (
     METHODS,
     ErrorTable,
+    Rates,
     abstains,
     cluster_weights,
     estimate_shares,
+    estimate_stratified,
+    rates_by_stratum,
+    stratum_of,
     table_rates,
 )
 from pipeline.inference.abstain import ABSTAIN, check_min_confidence
 
 PERIODS = {"month": "M", "quarter": "Q", "year": "Y"}
 KINDS = ("comment", "reply", "paragraph")
+MIN_THREADS = 3  # fewer threads in a period: too_few (its interval cannot show how threads differ)
 COLUMNS = ["period", "period_start", "period_end", "target", "label", "n", "n_threads", "share_raw", "raw_ci_low",
            "raw_ci_high", "share", "ci_low", "ci_high", "method", "too_few"]
 
@@ -106,9 +115,32 @@ def select_items(rows: Iterable[dict[str, Any]], by: str, *, kinds: Sequence[str
     return pd.DataFrame.from_records(out, columns=["item_id", "thread_id", "kind", "date", "period", "heads"]), undated
 
 
+def _task_rates(task: str, table: ErrorTable, table_draws: np.ndarray, needed: set[str], min_confidence: float | None,
+                method: str, n_boot: int, rng: np.random.Generator, notes: list[str]
+                ) -> Rates | dict[str, Rates] | None:
+    """Misclassification rates of one task from the table items the model is sure enough of: one set per
+    stratum when the table records kinds (classes rare in a stratum keep the pooled rates), else one pooled
+    set; None (and a note) when there are none."""
+    keep = ~abstains(table.probs, min_confidence)
+    if table.strata is None:
+        if keep.any():
+            return table_rates(table.subset(keep), method, n_boot, rng, table_draws[:, keep])
+        notes.append(f"{task}: no out-of-fold item reaches --min-confidence {min_confidence}; its shares are not "
+                     "corrected")
+        return None
+    by_stratum = rates_by_stratum(table.subset(keep), method, n_boot, rng, table_draws[:, keep]) if keep.any() else {}
+    missing = sorted(needed - set(by_stratum))
+    if missing:
+        what = {"comment": "reader-comment", "other": "article, opinion or report"}[missing[0]]
+        notes.append(f"{task}: no out-of-fold {what} passage reaches --min-confidence {min_confidence}; its "
+                     "shares are not corrected")
+        return None
+    return by_stratum
+
+
 def trend_frame(items: pd.DataFrame, tables: dict[str, ErrorTable] | None, *, min_confidence: float | None = None,
-                min_items: int = 30, method: str = "acc", n_boot: int = 1000, seed: int = 13
-                ) -> tuple[pd.DataFrame, list[str]]:
+                min_items: int = 30, min_threads: int = MIN_THREADS, method: str = "acc", n_boot: int = 1000,
+                seed: int = 13) -> tuple[pd.DataFrame, list[str]]:
     """One record per (period, target, label) from :func:`select_items` output (see :data:`COLUMNS`)."""
     if method not in METHODS:
         raise UserError(f"--method {method!r}: choose {', '.join(METHODS)}")
@@ -124,6 +156,10 @@ def trend_frame(items: pd.DataFrame, tables: dict[str, ErrorTable] | None, *, mi
         table_draws = cluster_weights(groups, n_boot, rng)  # one draw of the table per replicate, every task
     rows: list[dict[str, Any]] = []
     periods = sorted(items["period"].unique())
+    strata = items["kind"].map(stratum_of).to_numpy()
+    if tables and next(iter(tables.values())).strata is None:
+        notes.append("the out-of-fold table records no passage kinds (a model trained before they were stored): "
+                     "comments and paragraphs are corrected with the same rates, pooled over kinds")
     for task in first:
         classes = list(first[task])
         table = (tables or {}).get(task)
@@ -134,14 +170,18 @@ def trend_frame(items: pd.DataFrame, tables: dict[str, ErrorTable] | None, *, mi
             classes = list(table.classes)
         rates = None
         if table is not None and table_draws is not None:
-            keep = ~abstains(table.probs, min_confidence)  # the rates of the items the model is sure enough of
-            rates = table_rates(table.subset(keep), method, n_boot, rng, table_draws[:, keep])
+            rates = _task_rates(task, table, table_draws, set(strata.tolist()), min_confidence, method, n_boot, rng,
+                                notes)
         for period in periods:
-            in_period = items[items["period"] == period]
+            mask = (items["period"] == period).to_numpy()
+            in_period = items[mask]
             probs = np.array([[h[task][c] for c in classes] for h in in_period["heads"]], dtype=float)
             threads = in_period["thread_id"].to_numpy()
             unsure = abstains(probs, min_confidence)
-            est = estimate_shares(probs[~unsure], threads[~unsure], rates, n_boot, rng)
+            if isinstance(rates, dict):
+                est = estimate_stratified(probs[~unsure], threads[~unsure], strata[mask][~unsure], rates, n_boot, rng)
+            else:
+                est = estimate_shares(probs[~unsure], threads[~unsure], rates, n_boot, rng)
             base = {"period": str(period), "period_start": period.start_time.strftime("%Y-%m-%d"),
                     "period_end": period.end_time.strftime("%Y-%m-%d"), "target": task,
                     "method": method if rates is not None else "cc"}
@@ -152,14 +192,15 @@ def trend_frame(items: pd.DataFrame, tables: dict[str, ErrorTable] | None, *, mi
                              "share": est.share[j] if est.share is not None else np.nan,
                              "ci_low": est.ci[0, j] if est.ci is not None else np.nan,
                              "ci_high": est.ci[1, j] if est.ci is not None else np.nan,
-                             "too_few": est.n < min_items})
+                             "too_few": est.n < min_items or est.n_clusters < min_threads})
             if min_confidence:
                 flag = unsure.astype(float)[:, None]
                 ab = estimate_shares(np.hstack([flag, 1 - flag]), threads, None, n_boot, rng)
                 rows.append({**base, "method": "cc", "label": ABSTAIN, "n": len(probs),
                              "n_threads": ab.n_clusters, "share_raw": ab.share_raw[0], "raw_ci_low": ab.raw_ci[0, 0],
                              "raw_ci_high": ab.raw_ci[1, 0], "share": ab.share_raw[0], "ci_low": ab.raw_ci[0, 0],
-                             "ci_high": ab.raw_ci[1, 0], "too_few": len(probs) < min_items})
+                             "ci_high": ab.raw_ci[1, 0],
+                             "too_few": len(probs) < min_items or ab.n_clusters < min_threads})
     return pd.DataFrame.from_records(rows, columns=COLUMNS), notes
 
 
@@ -196,8 +237,8 @@ def load_error_tables(model_dir: str | Path) -> tuple[dict[str, ErrorTable] | No
 
 def trends(db: str | Path, model: str | Path | None = None, by: str = "year", *, kinds: Sequence[str] | None = None,
            threads: Sequence[str] | None = None, since: str | None = None, until: str | None = None,
-           min_confidence: float | None = None, min_items: int = 30, method: str = "acc", n_boot: int = 1000,
-           seed: int = 13, models_dir: str | Path | None = None) -> Trends:
+           min_confidence: float | None = None, min_items: int = 30, min_threads: int = MIN_THREADS,
+           method: str = "acc", n_boot: int = 1000, seed: int = 13, models_dir: str | Path | None = None) -> Trends:
     """Label shares per period of one model's stored predictions (``model``: a model folder, a
     model_version, or None for the model of the latest reclassify run, else of the newest prediction).
     The out-of-fold table comes from that folder (or, for a version, from the folder under
@@ -231,8 +272,8 @@ def trends(db: str | Path, model: str | Path | None = None, by: str = "year", *,
     items, undated = select_items(rows, by, kinds=kinds, threads=threads, since=since, until=until)
     if undated:
         notes.append(f"{undated} items have no date (no posted_at, article date or comment time) and are left out")
-    frame, more = trend_frame(items, tables, min_confidence=min_confidence, min_items=min_items, method=method,
-                              n_boot=n_boot, seed=seed)
+    frame, more = trend_frame(items, tables, min_confidence=min_confidence, min_items=min_items,
+                              min_threads=min_threads, method=method, n_boot=n_boot, seed=seed)
     return Trends(frame, version, notes + more, corrected=tables is not None)
 
 

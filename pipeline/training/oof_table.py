@@ -80,7 +80,7 @@ def build_oof_table(cfg: RunConfig, schema: LabelSchema) -> dict[str, Any] | Non
         "format": 1, "source": str(source), "recipe": data.get("recipe"), "dataset": "domain_real",
         "n": len(ids), "temperature": {"sentiment": t_sent, "stance": t_stance},
         "probabilities": "softmax(logits / T), the model's temperature; decision biases are applied when read",
-        "ids": ids, "groups": [group_of[u] for u in urls],
+        "ids": ids, "groups": [group_of[u] for u in urls], "kinds": [real[i].get("kind") for i in ids],
         "sentiment": task([real[i]["sentiment"] for i in ids], s_classes, _softmax(sent, t_sent)),
         "stance": {t: task([real[i]["stance"][t] for i in ids], t_classes, _softmax(stance[:, j], t_stance))
                    for j, t in enumerate(targets)},

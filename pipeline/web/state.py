@@ -104,12 +104,13 @@ class Dashboard:
 
     def __init__(self, store_path: str | Path, model: str | Path | None = None, *, n_boot: int = 1000,
                  min_items: int = 30, gold: str | Path | None = None) -> None:
-        from pipeline.reporting.trends import item_date
+        from pipeline.reporting.trends import MIN_THREADS, item_date
 
         self.store_path = Path(store_path)
         self.index = BrowseIndex(self.store_path, item_date)
         self.model = resolve_model(self.store_path, model)
         self.n_boot, self.min_items = n_boot, min_items
+        self.min_threads = MIN_THREADS
         self.gold = Path(gold) if gold is not None else None
         self._trends: OrderedDict[tuple[Any, ...], TrendView] = OrderedDict()
         self._ranking: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
