@@ -134,7 +134,10 @@ def render(summary: dict, meta: dict) -> str:
         "other passages with theirs, and the corrected shares combined by item counts (what `trends` does "
         "now); a class with fewer than 20 labelled items of a kind in the rate table keeps the rates pooled "
         "over all kinds for that class. Truth: the set's own class shares (its class counts over its size; a draw from the simplex "
-        "that the pool cannot supply is redrawn, so the drawn vector itself is not the truth).",
+        "that the pool cannot supply is redrawn, so the drawn vector itself is not the truth). The intervals "
+        "also allow for the sampling of items, so against the set's own shares they cover somewhat more often "
+        "than nominal; coverages here are not comparable with reports before 2026-12-06, which scored against "
+        "the drawn vector.",
         "- Scenarios: " + "; ".join(f"*{k}*: {v}" + (f" (set sizes {meta['sizes'][k][0]}–{meta['sizes'][k][1]})")
                                      for k, v in SCENARIOS.items()) + ".",
         "- Bias: mean(estimate − truth); RMSE; coverage: share of sets whose 95 % interval holds the truth "

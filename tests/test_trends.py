@@ -191,7 +191,52 @@ def test_a_min_confidence_no_table_item_reaches_leaves_shares_uncorrected_with_a
     assert rc == 0, err
     assert "no out-of-fold" in err and "reaches --min-confidence 1.0" in err and "Traceback" not in err
     frame = pd.read_csv(io.StringIO(out))
-    assert frame.loc[frame["label"] != "abstain", "share"].isna().all()
+    assert (frame.loc[frame["label"] == "abstain", "share"] == 1.0).all()  # at 1.0 every item abstains
+
+
+def test_a_single_thread_is_not_flagged_for_having_one_thread(store: Path, oof_model: Path) -> None:
+    from pipeline.store.db import Store
+
+    with Store.open_readonly(store) as s:
+        thread = s.threads()[0]["thread_id"]
+    frame = trends(store, oof_model, "year", threads=[thread], min_items=1, n_boot=100).frame
+    assert (frame["n_threads"] == 1).all() and not frame["too_few"].any()
+
+
+def _without_kinds(monkeypatch, kinds=None) -> None:  # noqa: ANN001
+    """Make model folders read their out-of-fold table as one written before kinds were stored (or with
+    ``kinds``)."""
+    original = ModelFolder.read_oof_table
+
+    def read(self):  # noqa: ANN001, ANN202
+        table = dict(original(self))
+        table.pop("kinds", None)
+        if kinds is not None:
+            table["kinds"] = [kinds] * table["n"]
+        return table
+
+    monkeypatch.setattr(ModelFolder, "read_oof_table", read)
+
+
+def test_a_table_written_before_kinds_were_stored_takes_them_from_domain_real(oof_model: Path, shared_dir: Path,
+                                                                            monkeypatch) -> None:
+    from pipeline.reporting.trends import load_error_tables
+
+    _without_kinds(monkeypatch)
+    monkeypatch.setenv("THREADSTANCE_SHARED", str(shared_dir))
+    tables, _ = load_error_tables(oof_model)
+    assert (tables["sentiment"].strata == "comment").sum() == 305
+    monkeypatch.setenv("THREADSTANCE_SHARED", str(shared_dir / "missing"))
+    tables, _ = load_error_tables(oof_model)
+    assert tables["sentiment"].strata is None  # pooled over kinds, and trends says so
+
+
+def test_comments_are_corrected_with_pooled_rates_when_the_table_has_no_comment(store: Path, oof_model: Path,
+                                                                             monkeypatch) -> None:
+    _without_kinds(monkeypatch, kinds="report")
+    result = trends(store, oof_model, "year", kinds=["comment", "reply"], min_items=1, min_threads=1, n_boot=100)
+    assert any("no out-of-fold reader-comment passage is in it" in n for n in result.notes)
+    assert result.frame["share"].notna().all()
 
 
 def test_the_oof_table_records_each_passage_kind_and_comments_get_their_own_rates(oof_model: Path) -> None:

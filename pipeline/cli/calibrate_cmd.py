@@ -61,7 +61,8 @@ def _not_trained_on(folder, records: list[dict], name: str, shared: Path | None,
         cfg = load_config(folder.file(CONFIG_FILE), [f"paths.shared={shared}"] if shared else [])
         splits = make_splits(cfg, schema)
     except UserError as exc:
-        raise UserError(f"cannot tell which items the model was trained on, so it cannot be calibrated safely: "
+        raise UserError(f"cannot tell which items the model was trained on, so it cannot be calibrated safely "
+                        f"(paths in its config.yaml are relative to the folder it was trained from: run there): "
                         f"{exc}", folder.path) from exc
     trained = {r["text"] for r in splits.train}
     held_out = [r for r in records if r["text"] not in trained]

@@ -160,14 +160,19 @@ def table_rates(table: ErrorTable, method: str, n_boot: int, rng: np.random.Gene
 
 
 def rates_by_stratum(table: ErrorTable, method: str, n_boot: int, rng: np.random.Generator,
-                     weights: np.ndarray | None = None, min_per_class: int = MIN_PER_CLASS) -> dict[str, Rates]:
-    """Rates of every stratum of ``table`` (one shared bootstrap draw of the table, ``weights`` (B, m)); a
-    class with fewer than ``min_per_class`` labelled items in a stratum keeps the column pooled over all."""
+                     weights: np.ndarray | None = None, min_per_class: int = MIN_PER_CLASS,
+                     names: Sequence[str] | None = None) -> dict[str, Rates]:
+    """Rates of every stratum of ``table``, or of ``names`` (one shared bootstrap draw of the table,
+    ``weights`` (B, m)); a class with fewer than ``min_per_class`` labelled items in a stratum keeps the
+    column pooled over all, so a stratum the table lacks gets the pooled rates."""
     weights = cluster_weights(table.groups, n_boot, rng) if weights is None else weights
     pooled = table_rates(table, method, n_boot, rng, weights)
     out: dict[str, Rates] = {}
-    for name in dict.fromkeys(table.strata.tolist()):
+    for name in names if names is not None else dict.fromkeys(table.strata.tolist()):
         sel = table.strata == name
+        if not sel.any():
+            out[name] = pooled
+            continue
         own = table_rates(table.subset(sel), method, n_boot, rng, weights[:, sel])
         few = np.bincount(table.true[sel], minlength=len(table.classes)) < min_per_class
         point, draws = own.point.copy(), own.draws.copy()

@@ -122,20 +122,19 @@ def _task_rates(task: str, table: ErrorTable, table_draws: np.ndarray, needed: s
     stratum when the table records kinds (classes rare in a stratum keep the pooled rates), else one pooled
     set; None (and a note) when there are none."""
     keep = ~abstains(table.probs, min_confidence)
+    if not keep.any():
+        notes.append(f"{task}: no out-of-fold passage reaches --min-confidence {min_confidence}; its shares are "
+                     "not corrected")
+        return None
     if table.strata is None:
-        if keep.any():
-            return table_rates(table.subset(keep), method, n_boot, rng, table_draws[:, keep])
-        notes.append(f"{task}: no out-of-fold item reaches --min-confidence {min_confidence}; its shares are not "
-                     "corrected")
-        return None
-    by_stratum = rates_by_stratum(table.subset(keep), method, n_boot, rng, table_draws[:, keep]) if keep.any() else {}
-    missing = sorted(needed - set(by_stratum))
-    if missing:
-        what = {"comment": "reader-comment", "other": "article, opinion or report"}[missing[0]]
-        notes.append(f"{task}: no out-of-fold {what} passage reaches --min-confidence {min_confidence}; its "
-                     "shares are not corrected")
-        return None
-    return by_stratum
+        return table_rates(table.subset(keep), method, n_boot, rng, table_draws[:, keep])
+    kept = table.subset(keep)
+    for name in sorted(needed - set(kept.strata.tolist())):
+        what = {"comment": "reader-comment", "other": "article, opinion or report"}[name]
+        why = f" reaches --min-confidence {min_confidence}" if min_confidence else " is in it"
+        notes.append(f"{task}: no out-of-fold {what} passage{why}; those items are corrected with the rates "
+                     "of all passages")
+    return rates_by_stratum(kept, method, n_boot, rng, table_draws[:, keep], names=sorted(needed))
 
 
 def trend_frame(items: pd.DataFrame, tables: dict[str, ErrorTable] | None, *, min_confidence: float | None = None,
@@ -158,8 +157,8 @@ def trend_frame(items: pd.DataFrame, tables: dict[str, ErrorTable] | None, *, mi
     periods = sorted(items["period"].unique())
     strata = items["kind"].map(stratum_of).to_numpy()
     if tables and next(iter(tables.values())).strata is None:
-        notes.append("the out-of-fold table records no passage kinds (a model trained before they were stored): "
-                     "comments and paragraphs are corrected with the same rates, pooled over kinds")
+        notes.append("the out-of-fold table records no passage kinds and the shared domain_real file that has "
+                     "them is not found: comments and paragraphs are corrected with the same rates, pooled over kinds")
     for task in first:
         classes = list(first[task])
         table = (tables or {}).get(task)
@@ -232,7 +231,21 @@ def load_error_tables(model_dir: str | Path) -> tuple[dict[str, ErrorTable] | No
     if oof is None:
         return None, (f"shares are not corrected for classifier error: {model_dir} has no {OOF_TABLE_FILE} "
                       "(trained without calibration.oof_predictions)")
+    if not oof.get("kinds") and oof.get("dataset") == "domain_real":
+        oof = {**oof, "kinds": _domain_real_kinds(oof["ids"])}
     return error_tables(oof, folder.read_meta()), None
+
+
+def _domain_real_kinds(ids: list[str]) -> list[str] | None:
+    """Each passage's kind from the shared domain_real file, for tables written before kinds were stored;
+    None when the file is not there or lacks an id (the rates are then pooled over kinds, with a note)."""
+    from pipeline.data.public_data import load_domain_real
+
+    try:
+        kind = {r["id"]: r.get("kind") for r in load_domain_real()}
+    except UserError:
+        return None
+    return [kind[i] for i in ids] if all(i in kind for i in ids) else None
 
 
 def trends(db: str | Path, model: str | Path | None = None, by: str = "year", *, kinds: Sequence[str] | None = None,
@@ -270,6 +283,8 @@ def trends(db: str | Path, model: str | Path | None = None, by: str = "year", *,
     if reason:
         notes.append(reason)
     items, undated = select_items(rows, by, kinds=kinds, threads=threads, since=since, until=until)
+    if threads:  # the question is about these threads: they are the population, not a sample of threads
+        min_threads = min(min_threads, len(set(threads)))
     if undated:
         notes.append(f"{undated} items have no date (no posted_at, article date or comment time) and are left out")
     frame, more = trend_frame(items, tables, min_confidence=min_confidence, min_items=min_items,

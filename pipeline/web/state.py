@@ -182,7 +182,8 @@ class Dashboard:
         if items.empty:
             return TrendView(pd.DataFrame(columns=COLUMNS), notes, False, 0.0)
         frame, more = trend_frame(items, self.model.tables, min_confidence=q.min_confidence,
-                                  min_items=self.min_items, n_boot=self.n_boot)
+                                  min_items=self.min_items, min_threads=1 if q.thread_id else self.min_threads,
+                                  n_boot=self.n_boot)
         return TrendView(frame, notes + more, self.model.tables is not None, 0.0)
 
     def warm(self) -> None:

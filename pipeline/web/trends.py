@@ -49,7 +49,8 @@ def trends_page(request: Request, by: str | None = None, kind: list[str] = Query
     html = view.rendered.get(query) if view is not None else None
     if html is None:  # the charts' data and the table are rendered once per cached view and address
         html = env.get_template("trends_results.html").render(
-            dash=dash, view=view, charts=_chart_data(view.frame) if view is not None else {}, csv_query=query)
+            dash=dash, view=view, charts=_chart_data(view.frame) if view is not None else {}, csv_query=query,
+            min_threads=1 if q.thread_id else dash.min_threads)
         if view is not None:
             view.rendered[query] = html
     return render(request, "trends.html", q=q, periods=PERIODS, results_html=Markup(html))
