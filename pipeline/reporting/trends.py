@@ -137,6 +137,11 @@ def _task_rates(task: str, table: ErrorTable, table_draws: np.ndarray, needed: s
     return rates_by_stratum(kept, method, n_boot, rng, table_draws[:, keep], names=sorted(needed))
 
 
+def thread_floor(min_threads: int, threads: Sequence[str] | None) -> int:
+    """The ``min_threads`` that applies: with a thread filter those threads are the population, not a sample."""
+    return min(min_threads, len(set(threads))) if threads else min_threads
+
+
 def trend_frame(items: pd.DataFrame, tables: dict[str, ErrorTable] | None, *, min_confidence: float | None = None,
                 min_items: int = 30, min_threads: int = MIN_THREADS, method: str = "acc", n_boot: int = 1000,
                 seed: int = 13) -> tuple[pd.DataFrame, list[str]]:
@@ -283,8 +288,7 @@ def trends(db: str | Path, model: str | Path | None = None, by: str = "year", *,
     if reason:
         notes.append(reason)
     items, undated = select_items(rows, by, kinds=kinds, threads=threads, since=since, until=until)
-    if threads:  # the question is about these threads: they are the population, not a sample of threads
-        min_threads = min(min_threads, len(set(threads)))
+    min_threads = thread_floor(min_threads, threads)
     if undated:
         notes.append(f"{undated} items have no date (no posted_at, article date or comment time) and are left out")
     frame, more = trend_frame(items, tables, min_confidence=min_confidence, min_items=min_items,

@@ -162,7 +162,7 @@ class Dashboard:
             return view
 
     def _compute_trends(self, q: TrendQuery) -> TrendView:
-        from pipeline.reporting.trends import COLUMNS, select_items, trend_frame
+        from pipeline.reporting.trends import COLUMNS, select_items, thread_floor, trend_frame
 
         notes = [self.model.table_note] if self.model.table_note else []
         f = ItemFilter(kinds=q.kinds, thread_id=q.thread_id, since=q.since, until=q.until)
@@ -182,7 +182,7 @@ class Dashboard:
         if items.empty:
             return TrendView(pd.DataFrame(columns=COLUMNS), notes, False, 0.0)
         frame, more = trend_frame(items, self.model.tables, min_confidence=q.min_confidence,
-                                  min_items=self.min_items, min_threads=1 if q.thread_id else self.min_threads,
+                                  min_items=self.min_items, min_threads=thread_floor(self.min_threads, [q.thread_id] if q.thread_id else None),
                                   n_boot=self.n_boot)
         return TrendView(frame, notes + more, self.model.tables is not None, 0.0)
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
+from pipeline.reporting.trends import thread_floor
 from pipeline.web.common import BadRequest, choice, env, kinds, opt_date, opt_prob, render
 from pipeline.web.state import TrendQuery
 
@@ -50,7 +51,7 @@ def trends_page(request: Request, by: str | None = None, kind: list[str] = Query
     if html is None:  # the charts' data and the table are rendered once per cached view and address
         html = env.get_template("trends_results.html").render(
             dash=dash, view=view, charts=_chart_data(view.frame) if view is not None else {}, csv_query=query,
-            min_threads=1 if q.thread_id else dash.min_threads)
+            min_threads=thread_floor(dash.min_threads, [q.thread_id] if q.thread_id else None))
         if view is not None:
             view.rendered[query] = html
     return render(request, "trends.html", q=q, periods=PERIODS, results_html=Markup(html))
