@@ -305,3 +305,26 @@ def test_the_python_api_returns_the_same_records(store: Path, oof_model: Path) -
     frame = api.trends(store, oof_model, by="year", kinds=["comment"], n_boot=100)
     assert list(frame.columns) == COLUMNS and frame.attrs["notes"] == []
     assert np.allclose(frame["share"].round(4), cli_frame["share"]) and len(frame) == len(cli_frame)
+
+
+def test_a_singular_misclassification_matrix_leaves_shares_uncorrected_with_a_note() -> None:
+    from pipeline.evaluation.prevalence import ErrorTable
+    from pipeline.reporting.trends import trend_frame
+
+    classes = ["favor", "against", "none"]
+    rng = np.random.default_rng(0)
+    true = rng.integers(0, 3, 300)
+    never_against = np.eye(3)[np.where(true == 1, 2, true)]  # the model never predicts against: M is singular
+    tables = {"ofsted": ErrorTable(classes, true, never_against, np.arange(300) // 3)}
+    heads = [{"ofsted": dict(zip(classes, p))} for p in rng.dirichlet(np.ones(3), 60)]
+    items = pd.DataFrame({"item_id": range(60), "thread_id": np.arange(60) % 6, "kind": "comment",
+                          "date": pd.Timestamp("2024-01-01"), "period": pd.Period("2024", "Y"), "heads": heads})
+    frame, notes = trend_frame(items, tables, min_items=1, n_boot=50)
+    assert any("ofsted: its misclassification matrix is singular" in n for n in notes)
+    assert (frame["method"] == "cc").all() and frame["share"].isna().all()  # not a raw share labelled acc
+    kinds = np.where(np.arange(300) < 150, "comment", "other")
+    comment_never_against = np.where((kinds == "comment")[:, None], never_against, np.eye(3)[true])
+    tables["ofsted"] = ErrorTable(classes, true, comment_never_against, np.arange(300) // 3, kinds)
+    frame, notes = trend_frame(items, tables, min_items=1, n_boot=50)
+    assert any("matrix of comment passages is singular" in n for n in notes)
+    assert (frame["method"] == "acc").all() and frame["share"].notna().all()  # the pooled rates instead

@@ -199,6 +199,13 @@ def _percentiles(draws: np.ndarray, level: float) -> np.ndarray:
     return np.quantile(draws, [alpha, 1 - alpha], axis=0)
 
 
+def _raw_estimate(probs: np.ndarray, clusters: Sequence[Any], weights: np.ndarray, level: float) -> Estimate:
+    """The classify-and-count share of ``probs`` and its interval over the bootstrap ``weights``."""
+    crisp = predicted(probs, "cc")
+    return Estimate(len(probs), len(set(clusters)), observed_shares(crisp),
+                    _percentiles(observed_shares(crisp, weights), level))
+
+
 def estimate_shares(probs: np.ndarray, clusters: Sequence[Any], rates: Rates | None, n_boot: int = 1000,
                     rng: np.random.Generator | None = None, level: float = 0.95) -> Estimate:
     """Raw and corrected shares of the classes for items with predicted ``probs`` (n, k) in ``clusters``
@@ -214,9 +221,7 @@ def estimate_shares(probs: np.ndarray, clusters: Sequence[Any], rates: Rates | N
             empty.share, empty.ci = nan.copy(), np.vstack([nan, nan])
         return empty
     weights = cluster_weights(clusters, n_boot, rng)
-    crisp = predicted(probs, "cc")
-    est = Estimate(len(probs), len(set(clusters)), observed_shares(crisp),
-                   _percentiles(observed_shares(crisp, weights), level))
+    est = _raw_estimate(probs, clusters, weights, level)
     if rates is None:
         return est
     counted = predicted(probs, rates.method)
@@ -238,9 +243,7 @@ def estimate_stratified(probs: np.ndarray, clusters: Sequence[Any], strata: Sequ
     if len(probs) == 0:
         return estimate_shares(probs, clusters, next(iter(rates.values())), n_boot, rng, level)
     weights = cluster_weights(clusters, n_boot, rng)
-    crisp = predicted(probs, "cc")
-    est = Estimate(len(probs), len(set(clusters)), observed_shares(crisp),
-                   _percentiles(observed_shares(crisp, weights), level))
+    est = _raw_estimate(probs, clusters, weights, level)
     k = probs.shape[1]
     point, draws = np.zeros(k), np.zeros((n_boot, k))
     total = weights.sum(axis=1)
