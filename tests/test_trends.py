@@ -326,5 +326,5 @@ def test_a_singular_misclassification_matrix_leaves_shares_uncorrected_with_a_no
     comment_never_against = np.where((kinds == "comment")[:, None], never_against, np.eye(3)[true])
     tables["ofsted"] = ErrorTable(classes, true, comment_never_against, np.arange(300) // 3, kinds)
     frame, notes = trend_frame(items, tables, min_items=1, n_boot=50)
-    assert any("matrix of comment passages is singular" in n for n in notes)
+    assert any("matrix of reader-comment passages is singular" in n for n in notes)
     assert (frame["method"] == "acc").all() and frame["share"].notna().all()  # the pooled rates instead

@@ -126,26 +126,29 @@ def _task_rates(task: str, table: ErrorTable, table_draws: np.ndarray, needed: s
         notes.append(f"{task}: no out-of-fold passage reaches --min-confidence {min_confidence}; its shares are "
                      "not corrected")
         return None
-    pooled = table_rates(table.subset(keep), method, n_boot, rng, table_draws[:, keep])
+    kept = table.subset(keep)
+    pooled = table_rates(kept, method, n_boot, rng, table_draws[:, keep])
     if _singular(pooled):
         notes.append(f"{task}: its misclassification matrix is singular (the model never tells some classes "
                      "apart on the out-of-fold passages it keeps); its shares are not corrected")
         return None
     if table.strata is None:
         return pooled
-    kept = table.subset(keep)
     for name in sorted(needed - set(kept.strata.tolist())):
-        what = {"comment": "reader-comment", "other": "article, opinion or report"}[name]
+        what = _STRATUM_WORDS[name]
         why = f" reaches --min-confidence {min_confidence}" if min_confidence else " is in it"
         notes.append(f"{task}: no out-of-fold {what} passage{why}; those items are corrected with the rates "
                      "of all passages")
     by_stratum = rates_by_stratum(kept, method, n_boot, rng, table_draws[:, keep], names=sorted(needed))
     for name, rates in by_stratum.items():
         if _singular(rates):
-            notes.append(f"{task}: the misclassification matrix of {name} passages is singular; those items are "
-                         "corrected with the rates of all passages")
+            notes.append(f"{task}: the misclassification matrix of {_STRATUM_WORDS[name]} passages is singular; "
+                         "those items are corrected with the rates of all passages")
             by_stratum[name] = pooled
     return by_stratum
+
+
+_STRATUM_WORDS = {"comment": "reader-comment", "other": "article, opinion or report"}
 
 
 def _singular(rates: Rates) -> bool:
