@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 from pipeline.config.schema import load_schema  # noqa: E402
 from pipeline.data.corpus import load_corpus  # noqa: E402
 from pipeline.data.public_data import load_domain_real, load_domain_real_folds  # noqa: E402
+from pipeline.data.splits import corpus_subset  # noqa: E402
 from pipeline.modeling.base_models import resolve_base_model  # noqa: E402
 from pipeline.modeling.encoding import InputSpec, encode_texts  # noqa: E402
 
@@ -228,8 +229,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         if recipe["corpus"]:
             corpus_idx = np.arange(n_real, len(records))
             if "corpus_fraction" in recipe:  # one seeded subset of the written corpus, the same in every fold
-                keep = np.random.default_rng(args.seed).permutation(len(corpus_idx))
-                corpus_idx = corpus_idx[np.sort(keep[:round(recipe["corpus_fraction"] * len(corpus_idx))])]
+                corpus_idx = np.array(corpus_subset(list(corpus_idx), recipe["corpus_fraction"], args.seed))
             parts.append(corpus_idx)
         train_idx = np.concatenate(parts)
         t0 = time.time()

@@ -109,3 +109,26 @@ def test_kfold_uses_the_fixed_url_grouped_folds(shared_dir) -> None:  # noqa: AN
 def test_a_fold_file_with_another_fold_count_is_a_config_error(shared_dir: Path) -> None:
     with pytest.raises(ConfigError, match="data.domain_real.folds"):
         _splits(shared_dir, "data.domain_real.use=kfold", "data.domain_real.folds=3")
+
+
+def test_corpus_fraction_keeps_a_seeded_subset_of_the_corpus_and_every_real_item(shared_dir: Path) -> None:
+    full = _splits(shared_dir, "data.domain_real.use=train", "data.domain_real.repeat=1")
+    part = _splits(shared_dir, "data.domain_real.use=train", "data.domain_real.repeat=1", "data.corpus_fraction=0.5")
+    again = _splits(shared_dir, "data.domain_real.use=train", "data.domain_real.repeat=1", "data.corpus_fraction=0.5")
+    other = _splits(shared_dir, "data.domain_real.use=train", "data.domain_real.repeat=1", "data.corpus_fraction=0.5",
+                    "seed=14")
+    n_corpus = len(full.train) - len(full.real_train)
+    corpus_ids = [r["id"] for r in part.train[: len(part.train) - len(part.real_train)]]
+    assert len(corpus_ids) == round(0.5 * n_corpus) and part.real_train == full.real_train
+    assert set(corpus_ids) < {r["id"] for r in full.train}
+    assert corpus_ids == [r["id"] for r in again.train[: len(corpus_ids)]]
+    assert corpus_ids != [r["id"] for r in other.train[: len(corpus_ids)]]
+    full_order = [r["id"] for r in full.train]
+    assert corpus_ids == sorted(corpus_ids, key=full_order.index)  # file order is kept
+
+
+def test_corpus_fraction_outside_zero_to_one_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="corpus_fraction"):
+        load_config(REPO / "configs/default.yaml", ["data.corpus_fraction=0"])
+    with pytest.raises(ConfigError, match="corpus_fraction"):
+        load_config(REPO / "configs/default.yaml", ["data.corpus_fraction=1.5"])

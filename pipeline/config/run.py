@@ -96,6 +96,8 @@ class DataConfig(_Strict):
     corpus: list[str] = Field(default_factory=lambda: ["data/train/parts/*.jsonl"],
                               description="JSONL files (globs allowed) of project-written labelled items.")
     max_train_examples: int | None = Field(None, ge=1, description="Cap on corpus items (smoke runs).")
+    corpus_fraction: float = Field(1.0, gt=0, le=1, description="Share of the corpus training part kept: a "
+                                   "subset drawn by a permutation seeded with the run's seed (1 = all of it).")
     dev_fraction: float = Field(0.15, ge=0, lt=0.5, description="Stratified share of the corpus held out as dev "
                                 "(0 = train on all of it; needs a recipe without checkpoint selection).")
     domain_real: DomainRealConfig = DomainRealConfig()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from pipeline.config.run import RunConfig
 from pipeline.config.schema import LabelSchema
 from pipeline.data.corpus import fixed_fold_split, kfold_split, load_corpus, split_corpus
@@ -26,9 +28,22 @@ class Splits:
     real_repeat: int = 0
 
 
+def corpus_subset(records: list[dict], fraction: float, seed: int) -> list[dict]:
+    """The first ``round(fraction * n)`` records of a permutation seeded with ``seed``, kept in file order.
+
+    The recipe study (``scripts/recipe_study.py``, ``corpus_fraction``) draws its subset the same way, so a
+    config with the same seed trains on the items its out-of-fold scores were measured with.
+    """
+    if fraction >= 1 or not records:
+        return list(records)
+    keep = np.random.default_rng(seed).permutation(len(records))[:round(fraction * len(records))]
+    return [records[i] for i in np.sort(keep)]
+
+
 def make_splits(cfg: RunConfig, schema: LabelSchema) -> Splits:
     corpus = load_corpus(cfg.data.corpus, schema) if cfg.data.corpus else []
     train, dev = split_corpus(corpus, schema, cfg.data.dev_fraction, cfg.seed) if corpus else ([], [])
+    train = corpus_subset(train, cfg.data.corpus_fraction, cfg.seed)
     if cfg.data.max_train_examples:
         train = train[: cfg.data.max_train_examples]
         dev = dev[: max(8, cfg.data.max_train_examples // 4)]

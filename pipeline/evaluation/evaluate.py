@@ -93,7 +93,7 @@ def baseline_outputs(cfg: RunConfig, schema: LabelSchema, es: EvalSet, lexicon: 
     info: dict[str, Any] = {"train_records": len(train_recs), "corpus_train": corpus_train,
                             "corpus_total": corpus_total, "domain_real_train": len(sp.real_train),
                             "domain_real_repeat": repeat, "corpus": cfg.data.corpus, "seed": cfg.seed,
-                            "dev_fraction": cfg.data.dev_fraction,
+                            "dev_fraction": cfg.data.dev_fraction, "corpus_fraction": cfg.data.corpus_fraction,
                             "max_train_examples": cfg.data.max_train_examples, "warnings": []}
     if trained_counts:
         # the model's training records: corpus train split + real in-domain items × repeat

@@ -31,7 +31,9 @@ def render_model_card(m: dict[str, Any], cfg: dict[str, Any], gold: dict[str, An
         "## Training", "",
         f"- Base model: `{m['base_model']}`{_base_note(m['base_model'])}; max length {cfg['input']['max_length']} word pieces, truncation "
         f"`{cfg['input']['truncation']}`; seed {m['seed']}.",
-        f"- Data: {c['train']} project-written corpus items for training ({c['corpus_dev']} held out as corpus dev)"
+        f"- Data: {c['train']} project-written corpus items for training ({c['corpus_dev']} held out as corpus dev"
+        + (f"; a seeded {cfg['data']['corpus_fraction']:.3g} of the corpus training part"
+           if cfg.get("data", {}).get("corpus_fraction", 1) < 1 else "") + ")"
         + (f", {c['domain_real_train']} real in-domain passages (domain_real, each repeated "
            f"{c.get('domain_real_repeat', 1)}×)" if c.get("domain_real_train") else "")
         + (f", {c['tweeteval_sentiment']} TweetEval sentiment tweets" if "tweeteval_sentiment" in c else "")

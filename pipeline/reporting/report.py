@@ -259,7 +259,8 @@ def build_blocks(m: dict[str, Any], errors: list[dict[str, Any]], figures: dict[
     blocks.append(("p", f"Trained baselines (majority, tfidf_lr) use the model's training records: "
                         f"{bt['train_records']} = {bt['corpus_train']} corpus items in the train split (of "
                         f"{bt['corpus_total']} in `{', '.join(bt['corpus'])}`; seed {bt['seed']}, dev fraction "
-                        f"{bt['dev_fraction']}, cap {bt['max_train_examples']}){real}; auxiliary sets are not used."))
+                        f"{bt['dev_fraction']}, kept fraction {bt.get('corpus_fraction', 1.0):g}, cap {bt['max_train_examples']})"
+                        f"{real}; auxiliary sets are not used."))
     blocks += comparison_blocks(m, keys, short)
     blocks += seed_blocks(m, keys, short)
     blocks += oof_blocks(m, short)
