@@ -183,3 +183,26 @@ def test_a_store_with_every_item_labelled_says_so_and_prints_no_empty_table(stor
     code, out, _ = cli(["suggest", "--db", store_setup["db"], "--model", smoke_model, "--labels", everything,
                         "--format", "csv"], monkeypatch, capsys)
     assert code == 0 and len(out.strip().splitlines()) <= 1  # no rows (at most a header) for scripts
+
+
+def test_without_a_gold_file_suggest_warns_that_gold_items_are_not_left_out(store_setup: dict, smoke_model: Path,
+                                                                            monkeypatch, capsys, tmp_path: Path) -> None:  # noqa: ANN001
+    monkeypatch.chdir(tmp_path)  # outside the repository: the default data/gold/gold.jsonl is not here
+    code, _, err = cli(["suggest", "--db", store_setup["db"], "--model", smoke_model, "-n", "1"], monkeypatch, capsys)
+    assert code == 0, err
+    assert "no gold file" in err and "gold items are not left out" in err
+
+
+def test_the_suggest_table_keeps_every_column_beside_a_long_text() -> None:
+    from rich.console import Console
+
+    from pipeline.cli.suggest_cmd import render_table
+
+    record = {"rank": 1, "item_id": "thread-x/c17", "score": 0.873, "reason": "stance:funding margin 0.05",
+              "sentiment": {"label": "negative", "prob": 0.61}, "text": "word " * 400,
+              "stance": {"funding": {"label": "against", "prob": 0.52}}}
+    for width in (100, 160):
+        buf = io.StringIO()
+        render_table([record], Console(file=buf, width=width, no_color=True), "v1", "uncertainty")
+        out = buf.getvalue()
+        assert "thread-x/c17" in out and "0.873" in out and "stance:funding" in out and "against 0.52" in out

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import console, err_console
+from pipeline.cli.common import console, err_console, escape
 from pipeline.config.schema import DEFAULT_SCHEMA_PATH, load_schema
 from pipeline.data.labels import read_labels, write_text_atomic
 from pipeline.errors import UserError
@@ -33,7 +32,7 @@ def agreement(
     if json_out is not None:
         data = {"file_a": str(file_a), "file_b": str(file_b), "schema": schema.name, **report.to_dict()}
         write_text_atomic(json_out, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-        console.print(f"wrote {json_out}", markup=False)
+        console.print(f"wrote {escape(str(json_out))}", highlight=False)
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -41,10 +40,10 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def print_report(report: AgreementReport, name_a: str, name_b: str) -> None:
-    who_a = ", ".join(report.annotators_a) or "A"
-    who_b = ", ".join(report.annotators_b) or "B"
-    console.print(f"A = {name_a} (annotator {who_a}): {report.n_a} items; "
-                  f"B = {name_b} (annotator {who_b}): {report.n_b} items; compared on {len(report.common)} "
+    who_a = escape(", ".join(report.annotators_a) or "A")
+    who_b = escape(", ".join(report.annotators_b) or "B")
+    console.print(f"A = {escape(name_a)} (annotator {who_a}): {report.n_a} items; "
+                  f"B = {escape(name_b)} (annotator {who_b}): {report.n_b} items; compared on {len(report.common)} "
                   f"items both label", highlight=False)
     if report.only_a or report.only_b:
         err_console.print(f"[yellow]note:[/] {len(report.only_a)} item(s) only in A and {len(report.only_b)} "
@@ -53,7 +52,7 @@ def print_report(report: AgreementReport, name_a: str, name_b: str) -> None:
     for col in ("field", "n", "agreed", "raw p_o", "p_e", "kappa"):
         table.add_column(col, justify="left" if col == "field" else "right")
     for f in report.fields:
-        table.add_row(f.field, str(f.n), str(f.agreed), _fmt(f.observed), _fmt(f.expected), _fmt(f.kappa))
+        table.add_row(escape(f.field), str(f.n), str(f.agreed), _fmt(f.observed), _fmt(f.expected), _fmt(f.kappa))
     console.print(table)
     console.print(f"items agreed on every field: {report.items_fully_agreed} of {len(report.common)}; "
                   f"disputed: {report.disputed_items}", highlight=False)

@@ -2,15 +2,23 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as _markup_escape
+from rich.text import Text
 
 from pipeline.config.settings import DEFAULT_STORE
 from pipeline.hardware import check_device  # noqa: F401  (re-exported for the commands)
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 but tab and newline, DEL, C1
+
+
+def _visible(text: str) -> str:
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def _width(stream: object) -> int | None:
@@ -19,10 +27,24 @@ def _width(stream: object) -> int | None:
     return None if getattr(stream, "isatty", lambda: False)() or "COLUMNS" in os.environ else 200
 
 
-console = Console(width=_width(sys.stdout))
-err_console = Console(stderr=True, width=_width(sys.stderr))
+class SafeConsole(Console):
+    """A console that shows control characters in any string it renders (plain, markup or a table cell) as
+    ``\\xNN``: user text from a store, a label file or a file name cannot drive the terminal."""
+
+    def render_str(self, text: str, **kwargs: object) -> Text:  # type: ignore[override]
+        return super().render_str(_visible(text), **kwargs)  # type: ignore[arg-type]
+
+
+console = SafeConsole(width=_width(sys.stdout))
+err_console = SafeConsole(stderr=True, width=_width(sys.stderr))
 
 DbOption = typer.Option(DEFAULT_STORE, "--db", help="The store: a SQLite file or a PostgreSQL URL postgresql://user@host:port/db (env THREADSTANCE_DB).")
+
+
+def escape(text: str) -> str:
+    """User text made safe for the terminal: rich markup escaped and control characters (ESC, BEL, CR, C1
+    codes…) shown as ``\\xNN``, so a title or comment can neither style the output nor drive the terminal."""
+    return _markup_escape(_visible(text))
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -5,10 +5,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import DbOption, check_device, console, err_console
+from pipeline.cli.common import DbOption, check_device, console, err_console, escape
 
 MIN_SCORES_EXIT = 3
 

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from pipeline.cli.common import DbOption, console, err_console
+from pipeline.cli.common import DbOption, console, err_console, escape
 from pipeline.config.settings import DEFAULT_MODELS
 from pipeline.errors import UserError
 
@@ -50,8 +49,12 @@ def predictions(
         version = resolve_model_version(store, model)
         records = stored_records(store, version, thread_id=thread, kinds=kind)
         stale = store.count_pending(version) if records else 0
+        # a mistyped --model must not write an empty export and exit 0 (trends refuses it too)
+        unknown = not records and not ((thread or kind) and stored_records(store, version))
     finally:
         store.close()
+    if unknown:
+        raise UserError(f"no predictions from model version {version} in the store", db)
     write_records(records, out, fmt)
     if out is not None:
         console.print(f"wrote {len(records)} predictions of model {version} to {out}", markup=False,

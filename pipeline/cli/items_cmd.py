@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import DbOption, console
+from pipeline.cli.common import DbOption, console, escape
 from pipeline.csvsafe import safe_frame
-from pipeline.data.selection import open_existing_store
+from pipeline.data.selection import KINDS, open_existing_store
 from pipeline.errors import UserError
 from pipeline.store.outfile import atomic_output
 
@@ -34,32 +34,36 @@ def export(
         raise UserError(f"--format {fmt!r}: choose jsonl, csv or parquet")
     if fmt == "parquet" and out is None:
         raise UserError("--format parquet needs --out FILE")
+    bad = sorted(set(kind or ()) - set(KINDS))
+    if bad:
+        raise UserError(f"--kind {bad[0]!r}: choose {', '.join(KINDS)}")
     with open_existing_store(db) as store:
         rows = store.items(thread_id=thread, kinds=kind)
         titles = {t["thread_id"]: t["title"] for t in store.threads()}
     records = [{**{k: r[k] for k in EXPORT_COLUMNS}, "thread_title": titles.get(r["thread_id"])} for r in rows]
-    write_records(records, out, fmt)
+    write_records(records, out, fmt, columns=[*EXPORT_COLUMNS, "thread_title"])
     if out is not None:
         console.print(f"wrote {len(records)} items to {out}", markup=False, highlight=False)
 
 
-def write_records(records: list[dict], out: Path | None, fmt: str) -> None:
-    """Write dict records as jsonl/csv/parquet to ``out`` (whole or not at all) or stdout for text formats."""
+def write_records(records: list[dict], out: Path | None, fmt: str, columns: list[str] | None = None) -> None:
+    """Write dict records as jsonl/csv/parquet to ``out`` (whole or not at all) or stdout for text formats;
+    ``columns`` gives an empty CSV or Parquet file its header."""
     if fmt == "jsonl":
         if out is None:
-            typer.echo("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), nl=False)
+            sys.stdout.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
             return
         with atomic_output(out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
             for r in records:
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
         return
-    frame = pd.DataFrame.from_records(records)
+    frame = pd.DataFrame.from_records(records, columns=columns)
     for col in frame.columns:
         if frame[col].map(lambda v: isinstance(v, (list, dict))).any():
             frame[col] = frame[col].map(lambda v: json.dumps(v, ensure_ascii=False)
                                         if isinstance(v, (list, dict)) else v)
     if fmt == "csv" and out is None:
-        typer.echo(safe_frame(frame).to_csv(index=False), nl=False)
+        sys.stdout.write(safe_frame(frame).to_csv(index=False))  # the exact text: click.echo strips ANSI when piped
         return
     assert out is not None
     with atomic_output(out) as tmp:
@@ -72,7 +76,7 @@ def write_records(records: list[dict], out: Path | None, fmt: str) -> None:
 @app.command("show")
 def show(
     thread: Annotated[str | None, typer.Option(help="Only this thread id.")] = None,
-    limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, help="Rows to show.")] = 50,
     db: str = DbOption,
 ) -> None:
     """Print items as a table (id, kind, author, time, text excerpt)."""

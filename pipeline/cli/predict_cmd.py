@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pipeline.cli.common import check_device, err_console
+from pipeline.cli.common import SafeConsole, check_device, err_console, escape
 from pipeline.config.settings import DEFAULT_MODELS
 from pipeline.errors import UserError
 
@@ -57,8 +57,6 @@ def predict(
     store first and the predictions are stored under the model's model_version, so `threadstance trends`
     and `export predictions` see them; the output is then read back from the store.
     """
-    from rich.markup import escape
-
     from pipeline.inference.classify import classify_records, items_from_threads
     from pipeline.ingest.parse import parse_file
     from pipeline.ingest.paths import scan_paths, shown
@@ -144,8 +142,6 @@ def _predict_into_store(store: Any, paths: list[str], input_format: str,
     """Ingest every file (one transaction each), classify the items of the ingested files that have no
     prediction of their current text from this model (as reclassify does), record a ``predict`` run, and
     return the stored records of the files' items in file order, plus the files that failed."""
-    from rich.markup import escape
-
     from pipeline.inference.classify import StoredCounts
     from pipeline.inference.engine import EngineSpec, classify_pending
     from pipeline.store.db import utcnow
@@ -288,12 +284,10 @@ def write_output(records: list[dict[str, Any]], fmt: str, out: Path | None) -> N
 
         render_tables(records, console)
     else:
-        from rich.console import Console
-
         from pipeline.store.outfile import atomic_output
 
         with atomic_output(out) as tmp, open(tmp, "w", encoding="utf-8") as fh:  # whole or not at all
-            render_tables(records, Console(file=fh, width=160, no_color=True, force_terminal=False))
+            render_tables(records, SafeConsole(file=fh, width=160, no_color=True, force_terminal=False))
 
 
 def _label(head: dict[str, Any], styles: dict[str, str]) -> str:
@@ -309,7 +303,6 @@ def render_tables(records: list[dict[str, Any]], console: Any, wide: bool | None
     Wide consoles (≥ 130 columns) get one column per target; narrower ones one ``stance`` column listing
     the targets with a non-none stance (the rest are none).
     """
-    from rich.markup import escape
     from rich.table import Table
 
     wide = console.width >= 130 if wide is None else wide

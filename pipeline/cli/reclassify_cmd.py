@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
-from pipeline.cli.common import DbOption, check_device, console, err_console
+from pipeline.cli.common import check_device, console, err_console, escape
+from pipeline.config.settings import DEFAULT_STORE
 from pipeline.errors import UserError
 from pipeline.jobs.schedule import DEFAULT_CONFIG, EX_TEMPFAIL, JOB
 
@@ -132,8 +132,11 @@ def print_summary(summary: Any) -> None:
 
 
 def runs(
-    db: str = DbOption,
-    config: Annotated[Path | None, typer.Option("--config", help="Read the store path from this schedule config.")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="The store: a SQLite file or a PostgreSQL URL (env "
+                                           "THREADSTANCE_DB; default work/threadstance.sqlite).",
+                                           show_default=False)] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Read the store path from this schedule config "
+                                                "(not with --db).")] = None,
     job: Annotated[str | None, typer.Option("--job", help="Only runs of this job (e.g. reclassify).")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Newest N runs.")] = 20,
     fmt: Annotated[str, typer.Option("--format", help="table | jsonl")] = "table",
@@ -147,10 +150,14 @@ def runs(
 
     if fmt not in ("table", "jsonl"):
         raise UserError(f"--format {fmt!r}: choose table or jsonl")
+    if config is not None and db is not None:
+        raise UserError("give --db or --config (whose store is read), not both")
     if config is not None:
         from pipeline.jobs.schedule import load_schedule
 
         db = load_schedule(config).store
+    elif db is None:
+        db = DEFAULT_STORE
     from pipeline.store.backend import shown, store_exists
 
     if not store_exists(db):

@@ -5,10 +5,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import check_device, console, err_console
+from pipeline.cli.common import check_device, console, err_console, escape
 
 
 def run(

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pipeline.cli.common import check_device, console, err_console
+from pipeline.cli.common import SafeConsole, check_device, console, err_console, escape
 from pipeline.config.run import EvaluationConfig
 from pipeline.config.settings import DEFAULT_MODELS
 from pipeline.errors import UserError
@@ -41,8 +41,6 @@ def suggest(
     """Rank the store's unlabelled items, most informative first: each with its score (1 − the smallest
     margin between a head's top two calibrated probabilities), the head that is least sure and the model's
     labels. Items in --labels files and in the gold set are left out."""
-    from rich.markup import escape
-
     from pipeline.cli.predict_cmd import load_predictor
     from pipeline.data.selection import open_existing_store, parse_filters
     from pipeline.inference.suggest import STRATEGIES, labelled_item_ids, rank_items, unlabelled_items
@@ -55,6 +53,10 @@ def suggest(
     label_files = list(labels or [])
     if gold is not None or DEFAULT_GOLD.is_file():
         label_files.append(gold or DEFAULT_GOLD)
+    else:  # run outside the repository: say so, since suggesting gold items for labelling would leak them
+        err_console.print(f"[yellow]warning:[/] no gold file at {escape(str(DEFAULT_GOLD))} (relative to "
+                          f"{escape(str(Path.cwd()))}): gold items are not left out; pass --gold", highlight=False,
+                          soft_wrap=True)
     labelled = labelled_item_ids(label_files, warn=lambda msg: err_console.print(
         f"[yellow]warning:[/] {escape(msg)}", highlight=False, soft_wrap=True))
     with open_existing_store(db) as store:
@@ -95,10 +97,8 @@ def _write(records: list[dict[str, Any]], fmt: str, out: Path | None, model_vers
         if out is None:
             render_table(records, console, model_version, strategy)
         else:
-            from rich.console import Console
-
             with atomic_output(out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-                render_table(records, Console(file=fh, width=160, no_color=True), model_version, strategy)
+                render_table(records, SafeConsole(file=fh, width=160, no_color=True), model_version, strategy)
         return
     if fmt == "jsonl":
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
@@ -115,18 +115,24 @@ def _write(records: list[dict[str, Any]], fmt: str, out: Path | None, model_vers
             tmp.write_text(text, encoding="utf-8")
 
 
+def _snippet(text: str, limit: int = 200) -> str:
+    one_line = " ".join(text.split())
+    return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
+
+
 def render_table(records: list[dict[str, Any]], con: Any, model_version: str, strategy: str) -> None:
     """Rank, item, score, the unsure head, the model's sentiment and non-none stances, the text."""
-    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=escape(f"label next · {strategy} · model {model_version}"), title_justify="left")
-    for name, kw in (("#", {"justify": "right"}), ("item", {"overflow": "fold"}), ("score", {"justify": "right"}),
-                     ("least sure", {}), ("model says", {}), ("text", {"ratio": 1, "overflow": "ellipsis"})):
-        table.add_column(name, no_wrap=name == "text", **kw)
+    # the text wraps in whatever width the other columns leave; it never pushes them off the screen
+    for name, kw in (("#", {"justify": "right", "no_wrap": True}), ("item", {"overflow": "fold", "min_width": 12}),
+                     ("score", {"justify": "right", "no_wrap": True}), ("least sure", {"no_wrap": True}),
+                     ("model says", {"no_wrap": True}), ("text", {"ratio": 1, "overflow": "fold", "min_width": 20})):
+        table.add_column(name, **kw)
     for r in records:
         said = [f"{r['sentiment']['label']} {r['sentiment']['prob']:.2f}"]
         said += [f"{t}: {h['label']} {h['prob']:.2f}" for t, h in r["stance"].items() if h["label"] != NONE_LABEL]
         table.add_row(str(r["rank"]), escape(r["item_id"]), f"{r['score']:.3f}", escape(r["reason"]),
-                      escape("\n".join(said)), escape(" ".join(str(r.get("text") or "").split())[:300]))
+                      escape("\n".join(said)), escape(_snippet(str(r.get("text") or ""))))
     con.print(table)

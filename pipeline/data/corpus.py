@@ -12,6 +12,7 @@ from sklearn.model_selection import train_test_split
 
 from pipeline.config.schema import LabelSchema
 from pipeline.errors import UserError
+from pipeline.ingest.jsonl import jsonl_lines
 
 
 def corpus_files(patterns: list[str]) -> list[Path]:
@@ -42,13 +43,13 @@ def validate_record(rec: dict, schema: LabelSchema, path: Path | str, lineno: in
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
     """(line number, parsed record) for each non-blank line of a JSONL file; UserError names the bad line."""
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(jsonl_lines(path.read_text(encoding="utf-8")), start=1):
         if not line.strip():
             continue
         try:
             yield lineno, json.loads(line)
         except json.JSONDecodeError as exc:
-            raise UserError(f"invalid JSON: {exc.msg}", path, lineno) from exc
+            raise UserError(f"invalid JSON: {exc.msg} (column {exc.colno})", path, lineno) from exc
 
 
 def load_corpus(patterns: list[str], schema: LabelSchema) -> list[dict]:

@@ -30,6 +30,7 @@ from typing import Any
 
 from pipeline.config.schema import LabelSchema
 from pipeline.errors import UserError
+from pipeline.ingest.jsonl import jsonl_lines
 
 REQUIRED_KEYS = ("item_id", "sentiment", "stance", "annotator", "labelled_at")
 OPTIONAL_KEYS = ("note", "evidence")
@@ -226,7 +227,7 @@ def _read_lines(path: Path) -> list[str]:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise UserError("label file is not valid UTF-8", path, line) from exc
-    return text.splitlines()
+    return jsonl_lines(text)
 
 
 def check_label_file(path: str | Path, schema: LabelSchema | None = None,

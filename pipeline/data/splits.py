@@ -40,13 +40,22 @@ def corpus_subset(records: list[dict], fraction: float, seed: int) -> list[dict]
     return [records[i] for i in np.sort(keep)]
 
 
-def make_splits(cfg: RunConfig, schema: LabelSchema) -> Splits:
-    corpus = load_corpus(cfg.data.corpus, schema) if cfg.data.corpus else []
-    train, dev = split_corpus(corpus, schema, cfg.data.dev_fraction, cfg.seed) if corpus else ([], [])
+def corpus_parts(cfg: RunConfig, schema: LabelSchema, corpus: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The corpus items a run trains on and its corpus dev split: the seeded dev split, then the kept
+    fraction (``data.corpus_fraction``) and the smoke-run cap (``data.max_train_examples``)."""
+    if not corpus:
+        return [], []
+    train, dev = split_corpus(corpus, schema, cfg.data.dev_fraction, cfg.seed)
     train = corpus_subset(train, cfg.data.corpus_fraction, cfg.seed)
     if cfg.data.max_train_examples:
         train = train[: cfg.data.max_train_examples]
         dev = dev[: max(8, cfg.data.max_train_examples // 4)]
+    return train, dev
+
+
+def make_splits(cfg: RunConfig, schema: LabelSchema) -> Splits:
+    corpus = load_corpus(cfg.data.corpus, schema) if cfg.data.corpus else []
+    train, dev = corpus_parts(cfg, schema, corpus)
     dr = cfg.data.domain_real
     real_train: list[dict] = []
     real_dev: list[dict] = []

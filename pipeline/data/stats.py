@@ -12,9 +12,11 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import linear_kernel
 
 from pipeline.config.run import RunConfig
-from pipeline.data.corpus import load_corpus, split_corpus
+from pipeline.data.corpus import load_corpus
 from pipeline.data.corpus import record_label_counts as label_counts
 from pipeline.data.public_data import load_domain_real, load_tweeteval_sentiment, load_vast
+from pipeline.data.splits import corpus_parts
+from pipeline.ingest.jsonl import jsonl_lines
 from pipeline.ingest.normalize import normalize_text
 
 COVERAGE = {"polar_per_target": 120, "positive": 350, "neutral": 350}
@@ -72,7 +74,7 @@ def gold_texts(gold_path: Path, db: Path | None) -> dict[str, str]:
         return {}
     from pipeline.store.db import Store
 
-    ids = [json.loads(line)["item_id"] for line in gold_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    ids = [json.loads(line)["item_id"] for line in jsonl_lines(gold_path.read_text(encoding="utf-8")) if line.strip()]
     with Store(db) as store:
         return {r["item_id"]: r["text"] for r in store.items(item_ids=ids)}
 
@@ -82,7 +84,7 @@ def describe(cfg: RunConfig, db: Path | None = None, threshold: float = 0.9) -> 
     schema = cfg.schema()
     report = DataReport()
     corpus = load_corpus(cfg.data.corpus, schema)
-    train, dev = split_corpus(corpus, schema, cfg.data.dev_fraction, cfg.seed)
+    train, dev = corpus_parts(cfg, schema, corpus)  # what training uses (kept fraction and cap included)
     sets: dict[str, list[dict]] = {"corpus": corpus, "train": train}
     if dev:  # dev_fraction 0: the whole corpus is trained on
         sets["corpus_dev"] = dev
@@ -92,8 +94,8 @@ def describe(cfg: RunConfig, db: Path | None = None, threshold: float = 0.9) -> 
         report.sizes[name] = len(recs)
         report.label_counts[name] = label_counts(recs, schema)
         words = [len(r["text"].split()) for r in recs]
-        report.lengths[name] = {"min": int(np.min(words)), "median": float(np.median(words)),
-                                "p95": float(np.percentile(words, 95)), "max": int(np.max(words)),
+        report.lengths[name] = {"min": int(np.min(words)), "median": round(float(np.median(words)), 1),
+                                "p95": round(float(np.percentile(words, 95)), 1), "max": int(np.max(words)),
                                 "n_300_plus": int(sum(w >= 300 for w in words)),
                                 "n_under_12": int(sum(w < 12 for w in words))}
     report.kinds = dict(Counter(r.get("kind", "comment") for r in corpus))

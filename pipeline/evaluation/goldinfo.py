@@ -17,6 +17,7 @@ from typing import Any
 from pipeline.config.schema import LabelSchema
 from pipeline.evaluation.goldset import KINDS, EvalSet
 from pipeline.evaluation.scoring import label_support
+from pipeline.ingest.jsonl import jsonl_lines
 
 PASS_FILES = ("pass_a.jsonl", "pass_b.jsonl")
 ADJUDICATION_FILES = ("disputes.jsonl", "adjudication.jsonl")
@@ -28,7 +29,7 @@ def _sha256(path: Path) -> str:
 
 
 def _jsonl_lines(path: Path) -> int:
-    return sum(1 for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip())
+    return sum(1 for line in jsonl_lines(path.read_text(encoding="utf-8-sig")) if line.strip())
 
 
 def pass_pairs(gold_path: str | Path) -> list[Path]:

@@ -10,6 +10,7 @@ import numpy as np
 
 from pipeline.config.schema import LabelSchema
 from pipeline.errors import UserError
+from pipeline.ingest.jsonl import jsonl_lines
 
 MIN_BOOTSTRAP = 1000
 CI_LEVEL = 0.95
@@ -77,7 +78,7 @@ def read_item_ids(path: str | Path) -> list[str]:
     """Item ids to evaluate: one per line (``#`` comments and blank lines ignored), or JSONL with ``item_id``."""
     p = Path(path)
     try:
-        lines = p.read_text(encoding="utf-8-sig").splitlines()
+        lines = jsonl_lines(p.read_text(encoding="utf-8-sig"))
     except OSError as exc:
         raise UserError(f"cannot read the item id file: {exc.strerror or exc}", p) from exc
     ids: list[str] = []

@@ -67,7 +67,7 @@ def _comment_time(li: LexborNode, ctx: _Ctx, line: int | None) -> str | None:
             try:
                 return london_iso(datetime.fromisoformat(value.replace("Z", "+00:00")))
             except (ValueError, OverflowError) as exc:
-                raise ParseError(f"malformed comment date <time datetime={value!r}> (expected ISO 8601)",
+                raise ParseError(f"malformed comment date <time datetime={value!r}> (expected ISO 8601: {exc})",
                                  ctx.source, line) from exc
         text = _text(node, lambda n: False)
         if text:

@@ -65,19 +65,28 @@ def _parse_time(value: Any, source: str, line: int) -> str | None:
     try:
         return london_iso(datetime.fromisoformat(value.replace("Z", "+00:00")))
     except (ValueError, OverflowError) as exc:
-        raise ParseError(f"malformed posted_at {value!r} (expected ISO 8601)", source, line) from exc
+        raise ParseError(f"malformed posted_at {value!r} (expected ISO 8601: {exc})", source, line) from exc
+
+
+def jsonl_lines(text: str) -> list[str]:
+    """The lines of a JSONL text, split at newlines only: ``str.splitlines`` would also split inside strings
+    at U+2028, U+2029 and U+0085, which JSON allows unescaped (``ensure_ascii=False`` output)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def parse_jsonl(text: str, source: str) -> list[Thread]:
     """Group JSONL comment records into threads; ParseError names the offending line."""
     records: list[tuple[int, dict[str, Any]]] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(jsonl_lines(text), start=1):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ParseError(f"invalid JSON: {exc.msg}", source, lineno) from exc
+            raise ParseError(f"invalid JSON: {exc.msg} (column {exc.colno})", source, lineno) from exc
         except RecursionError as exc:
             raise ParseError("invalid JSON: nested too deeply", source, lineno) from exc
         except ValueError as exc:  # e.g. an integer with more digits than Python converts

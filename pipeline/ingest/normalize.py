@@ -65,8 +65,13 @@ def thread_id_from_title(title: str, date: str | None) -> str:
     return f"{date}-{slug}" if date else slug
 
 
+FIRST_YEAR, LAST_YEAR = 1900, 2100  # posting dates outside these years are refused as malformed
+
+
 def london_iso(dt: datetime) -> str:
     """ISO 8601 with the Europe/London offset for a naive local time (or any aware time)."""
+    if not FIRST_YEAR <= dt.year <= LAST_YEAR:  # a typo or a placeholder date; it would break every period axis
+        raise ValueError(f"year {dt.year} is outside {FIRST_YEAR}–{LAST_YEAR}")
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=LONDON)
     return dt.astimezone(LONDON).isoformat()

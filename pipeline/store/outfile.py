@@ -23,11 +23,22 @@ def output_error(exc: OSError, path: str | Path) -> UserError:
     return UserError(f"cannot write the output file: {reason}; nothing was written there", path)
 
 
+def _is_sqlite(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(16) == b"SQLite format 3\x00"
+    except OSError:  # missing, a folder, unreadable: not a store this would overwrite
+        return False
+
+
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` to write; on success it is flushed to disk and renamed onto
     ``path``. On an error it is removed, ``path`` is left as it was, and an OSError becomes a UserError."""
     path = Path(path)
+    if _is_sqlite(path):  # `-o` mixed up with `--db` would replace a whole store with an export
+        raise UserError("is a SQLite database (a store?): an output file never replaces one; choose another "
+                        "output file", path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
