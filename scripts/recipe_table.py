@@ -124,6 +124,8 @@ DESCRIBE = {
     "top2_corpus_real3_sw": "(f) top 2 layers; real x3 + corpus, corpus sentiment loss x0.5, 3 epochs",
     "top4_corpus": "(c, e) top 4 layers on cached layer-8 states; real x2 + corpus, 3 epochs, lr 6e-5",
     "top6_corpus": "top 6 layers on cached layer-6 states; real x2 + corpus, 3 epochs, lr 5e-5",
+    "top6_corpus_c67": "top 6 layers on cached layer-6 states; real x2 + a seeded two thirds of the corpus "
+                       "(1,533 of 2,300, the same in every fold), 3 epochs, lr 5e-5",
     "top2_corpus_real1": "top 2 layers; real x1 + corpus, 3 epochs",
     "top2_corpus_real3": "top 2 layers; real x3 + corpus, 3 epochs",
     "top2_corpus_cmt": "top 2 layers; real x2 + corpus, reader comments twice more per epoch (x4), 3 epochs",
