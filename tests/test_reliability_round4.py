@@ -141,3 +141,21 @@ def test_data_stats_counts_the_corpus_items_training_uses(shared_dir: Path):
     part = describe(load_config(REPO / "configs/default.yaml",
                                 [f"paths.shared={shared_dir}", "data.corpus_fraction=0.5"]))
     assert part.sizes["train"] == round(0.5 * part.sizes["corpus"])
+
+
+def test_models_list_of_a_missing_folder_or_a_file_is_an_error(tmp_path, monkeypatch, capsys):
+    code, _, err = cli(["models", "list", "--dir", tmp_path / "nosuchdir"], monkeypatch, capsys)
+    assert code == 2 and "no such folder" in err
+    (tmp_path / "afile").write_text("x")
+    code, _, err = cli(["models", "list", "--dir", tmp_path / "afile"], monkeypatch, capsys)
+    assert code == 2 and "not a folder" in err
+
+
+def test_trends_since_after_until_says_so():
+    import pytest
+
+    from pipeline.errors import UserError
+    from pipeline.reporting.trends import select_items
+
+    with pytest.raises(UserError, match="--since 2024-01-01 is after --until 2023-01-01"):
+        select_items([], "year", since="2024-01-01", until="2023-01-01")

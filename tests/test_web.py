@@ -182,6 +182,7 @@ def test_user_strings_are_escaped_on_every_page(client: TestClient) -> None:
 
 def test_bad_requests_get_a_clear_page_never_a_traceback(client: TestClient) -> None:
     cases = {"/items?page=x": 400, "/items?page=0": 400, "/items?conf_min=2": 400, "/items?since=yesterday": 400,
+             "/items?conf_min=0.9&conf_max=0.1": 400,
              "/items?kind=tweet": 400, "/items?target=weather": 400, "/items?label=maybe": 400,
              "/items?sort=random": 400, "/trends?by=week": 400, "/trends?thread=nope": 400,
              "/trends?since=2020-01-01&until=2019-01-01": 400, "/trends.csv?min_confidence=x": 400,

@@ -29,6 +29,10 @@ def list_models(
 ) -> None:
     """Every model folder, by folder name (what --model takes), with its status (ok, or broken and why:
     the checks loading it would do, without loading the weights), version, date, data and headline metrics."""
+    if models_dir.exists() and not models_dir.is_dir():
+        raise UserError("not a folder: --dir takes the folder that holds the model folders", models_dir)
+    if not models_dir.exists() and models_dir != DEFAULT_MODELS:
+        raise UserError("no such folder", models_dir)
     table = Table(title=escape(f"models in {models_dir}"))
     for col in ("model", "status", "version", "finished", "train items", "selection dev", "dev sent F1",
                 "dev stance", "gold sent F1", "gold stance"):

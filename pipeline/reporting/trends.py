@@ -97,6 +97,8 @@ def select_items(rows: Iterable[dict[str, Any]], by: str, *, kinds: Sequence[str
     if bad:
         raise UserError(f"--kind {bad[0]!r}: choose {', '.join(KINDS)}")
     since, until = _check_date(since, "--since"), _check_date(until, "--until")
+    if since and until and since > until:
+        raise UserError(f"--since {since} is after --until {until}: no day can match")
     kinds_set, threads_set = set(kinds or ()), set(threads or ())
     out, undated = [], 0
     for row in rows:

@@ -18,8 +18,11 @@ def _filter(request: Request, target: str | None, label: str | None, conf_min: s
     schema = request.app.state.dash.index.schema
     target = choice(target, ["sentiment", *schema.targets], "target")
     classes = schema.stance if target not in (None, "sentiment") else schema.sentiment
+    low, high = opt_prob(conf_min, "conf_min"), opt_prob(conf_max, "conf_max")
+    if low is not None and high is not None and low > high:
+        raise BadRequest(f"conf_min {low:g} is above conf_max {high:g}: no item can match")
     return ItemFilter(target=None if target == "sentiment" else target, label=choice(label, classes, "label"),
-                      conf_min=opt_prob(conf_min, "conf_min"), conf_max=opt_prob(conf_max, "conf_max"),
+                      conf_min=low, conf_max=high,
                       kinds=kinds(kind), thread_id=thread or None, since=opt_date(since, "since"),
                       until=opt_date(until, "until"), text=(q or "").strip() or None)
 
