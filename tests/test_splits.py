@@ -112,7 +112,7 @@ def test_a_fold_file_with_another_fold_count_is_a_config_error(shared_dir: Path)
 
 
 def test_corpus_fraction_keeps_a_seeded_subset_of_the_corpus_and_every_real_item(shared_dir: Path) -> None:
-    full = _splits(shared_dir, "data.domain_real.use=train", "data.domain_real.repeat=1")
+    full = _splits(shared_dir, "data.domain_real.use=train", "data.domain_real.repeat=1", "data.corpus_fraction=1")
     part = _splits(shared_dir, "data.domain_real.use=train", "data.domain_real.repeat=1", "data.corpus_fraction=0.5")
     again = _splits(shared_dir, "data.domain_real.use=train", "data.domain_real.repeat=1", "data.corpus_fraction=0.5")
     other = _splits(shared_dir, "data.domain_real.use=train", "data.domain_real.repeat=1", "data.corpus_fraction=0.5",
