@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import console, err_console, escape
+from pipeline.cli.common import console, err_console
 from pipeline.config.schema import DEFAULT_SCHEMA_PATH, load_schema
 from pipeline.data.labels import read_labels, write_text_atomic
 from pipeline.errors import UserError
@@ -32,7 +33,7 @@ def agreement(
     if json_out is not None:
         data = {"file_a": str(file_a), "file_b": str(file_b), "schema": schema.name, **report.to_dict()}
         write_text_atomic(json_out, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-        console.print(f"wrote {escape(str(json_out))}", highlight=False)
+        console.print(f"wrote {json_out}", markup=False)
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape as _markup_escape
+from rich.markup import escape
 from rich.text import Text
 
 from pipeline.config.settings import DEFAULT_STORE
@@ -39,12 +39,6 @@ console = SafeConsole(width=_width(sys.stdout))
 err_console = SafeConsole(stderr=True, width=_width(sys.stderr))
 
 DbOption = typer.Option(DEFAULT_STORE, "--db", help="The store: a SQLite file or a PostgreSQL URL postgresql://user@host:port/db (env THREADSTANCE_DB).")
-
-
-def escape(text: str) -> str:
-    """User text made safe for the terminal: rich markup escaped and control characters (ESC, BEL, CR, C1
-    codes…) shown as ``\\xNN``, so a title or comment can neither style the output nor drive the terminal."""
-    return _markup_escape(_visible(text))
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import console, escape
+from pipeline.cli.common import console
 from pipeline.config.run import load_config
 from pipeline.config.settings import DEFAULT_DB
 

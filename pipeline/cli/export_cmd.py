@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from pipeline.cli.common import DbOption, console, err_console, escape
+from pipeline.cli.common import DbOption, console, err_console
 from pipeline.config.settings import DEFAULT_MODELS
 from pipeline.errors import UserError
 
@@ -50,7 +51,7 @@ def predictions(
         records = stored_records(store, version, thread_id=thread, kinds=kind)
         stale = store.count_pending(version) if records else 0
         # a mistyped --model must not write an empty export and exit 0 (trends refuses it too)
-        unknown = not records and not ((thread or kind) and stored_records(store, version))
+        unknown = not records and version not in store.prediction_counts()
     finally:
         store.close()
     if unknown:

@@ -5,10 +5,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from pipeline.cli.common import DbOption, console, err_console, escape
+from pipeline.cli.common import DbOption, console, err_console
 from pipeline.ingest.paths import scan_paths, shown
 from pipeline.progress import PlainProgress, is_terminal
 from pipeline.store.db import Store

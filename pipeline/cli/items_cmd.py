@@ -8,9 +8,10 @@ from typing import Annotated
 
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import DbOption, console, escape
+from pipeline.cli.common import DbOption, console
 from pipeline.csvsafe import safe_frame
 from pipeline.data.selection import KINDS, open_existing_store
 from pipeline.errors import UserError

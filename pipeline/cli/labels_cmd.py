@@ -5,9 +5,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import console, err_console, escape
+from pipeline.cli.common import console, err_console
 from pipeline.config.schema import DEFAULT_SCHEMA_PATH, LabelSchema, load_schema
 from pipeline.config.settings import DEFAULT_DB
 from pipeline.data.labels import LabelCheck, check_label_file, label_counts

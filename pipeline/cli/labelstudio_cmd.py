@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from pipeline.annotation.labelstudio import (
     agreement_lines,
@@ -17,7 +18,7 @@ from pipeline.annotation.labelstudio import (
     prediction_for_task,
     read_export,
 )
-from pipeline.cli.common import check_device, console, err_console, escape
+from pipeline.cli.common import check_device, console, err_console
 from pipeline.config.schema import DEFAULT_SCHEMA_PATH, LabelSchema, load_schema
 from pipeline.data.labels import write_labels, write_text_atomic
 from pipeline.data.selection import ItemContext, open_existing_store, parse_filters, select_items

@@ -5,8 +5,9 @@ import os
 import sys
 
 import typer
+from rich.markup import escape
 
-from pipeline.cli.common import err_console, escape
+from pipeline.cli.common import err_console
 from pipeline.errors import UserError
 
 app = typer.Typer(name="threadstance", no_args_is_help=True, add_completion=False,

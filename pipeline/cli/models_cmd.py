@@ -5,9 +5,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import console, err_console, escape
+from pipeline.cli.common import console, err_console
 from pipeline.config.settings import DEFAULT_MODELS
 from pipeline.errors import UserError
 from pipeline.modeling.folder import (

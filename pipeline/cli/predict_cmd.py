@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
-from pipeline.cli.common import SafeConsole, check_device, err_console, escape
+from pipeline.cli.common import SafeConsole, check_device, err_console
 from pipeline.config.settings import DEFAULT_MODELS
 from pipeline.errors import UserError
 

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
-from pipeline.cli.common import check_device, console, err_console, escape
+from pipeline.cli.common import check_device, console, err_console
 from pipeline.config.settings import DEFAULT_STORE
 from pipeline.errors import UserError
 from pipeline.jobs.schedule import DEFAULT_CONFIG, EX_TEMPFAIL, JOB

@@ -5,8 +5,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
-from pipeline.cli.common import SafeConsole, check_device, console, err_console, escape
+from pipeline.cli.common import SafeConsole, check_device, console, err_console
 from pipeline.config.run import EvaluationConfig
 from pipeline.config.settings import DEFAULT_MODELS
 from pipeline.errors import UserError
@@ -115,14 +116,11 @@ def _write(records: list[dict[str, Any]], fmt: str, out: Path | None, model_vers
             tmp.write_text(text, encoding="utf-8")
 
 
-def _snippet(text: str, limit: int = 200) -> str:
-    one_line = " ".join(text.split())
-    return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
-
-
 def render_table(records: list[dict[str, Any]], con: Any, model_version: str, strategy: str) -> None:
     """Rank, item, score, the unsure head, the model's sentiment and non-none stances, the text."""
     from rich.table import Table
+
+    from pipeline.reporting.report import excerpt
 
     table = Table(title=escape(f"label next · {strategy} · model {model_version}"), title_justify="left")
     # the text wraps in whatever width the other columns leave; it never pushes them off the screen
@@ -134,5 +132,5 @@ def render_table(records: list[dict[str, Any]], con: Any, model_version: str, st
         said = [f"{r['sentiment']['label']} {r['sentiment']['prob']:.2f}"]
         said += [f"{t}: {h['label']} {h['prob']:.2f}" for t, h in r["stance"].items() if h["label"] != NONE_LABEL]
         table.add_row(str(r["rank"]), escape(r["item_id"]), f"{r['score']:.3f}", escape(r["reason"]),
-                      escape("\n".join(said)), escape(_snippet(str(r.get("text") or ""))))
+                      escape("\n".join(said)), escape(excerpt(str(r.get("text") or ""), 200)))
     con.print(table)

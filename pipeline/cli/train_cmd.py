@@ -5,9 +5,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import check_device, console, escape
+from pipeline.cli.common import check_device, console
 from pipeline.config.run import load_config
 
 

@@ -211,7 +211,8 @@ _f = fmt
 _ci = ci_cell
 
 
-def _trunc(text: str, n: int = TEXT_IN_REPORT) -> str:
+def excerpt(text: str, n: int = TEXT_IN_REPORT) -> str:
+    """``text`` on one line, cut to ``n`` characters with an ellipsis."""
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1] + "…"
 
@@ -329,7 +330,7 @@ def build_blocks(m: dict[str, Any], errors: list[dict[str, Any]], figures: dict[
                      "agreement with a person: reports/evidence.md)."),
                ("table", ["#", "item", "kind", "field", "gold", "predicted", "p", "evidence", "text"],
                 [[i, e["item_id"], e["kind"], e["field"], e["gold"], e["predicted"], _f(e["probability"]),
-                  _trunc(e.get("evidence") or "", 200), _trunc(e["text"])] for i, e in enumerate(top, start=1)])]
+                  excerpt(e.get("evidence") or "", 200), excerpt(e["text"])] for i, e in enumerate(top, start=1)])]
     return blocks
 
 
