@@ -59,6 +59,13 @@ class PlainProgress:
             self.last_done, self.last_time = self.done, now
 
 
+def throughput(count: int, seconds: float, unit: str = "items") -> str:
+    """``count`` per second for a summary line, with two significant digits below 10 (a short run of a few
+    items would otherwise read "0 items/s")."""
+    per_second = count / max(seconds, 1e-9)
+    return f"{per_second:.2g} {unit}/s" if per_second < 10 else f"{per_second:.0f} {unit}/s"
+
+
 def is_terminal(stream: Any = None) -> bool:
     stream = stream or sys.stderr
     try:

@@ -166,7 +166,7 @@ def test_check_command_prints_label_counts_when_clean(tmp_path, small_store, mon
 def test_check_command_without_db_and_no_default_store_checks_labels_only(tmp_path, monkeypatch, capsys):
     import pipeline.cli.labels_cmd as labels_cmd
 
-    monkeypatch.setattr(labels_cmd, "DEFAULT_DB", tmp_path / "missing" / "store.sqlite")
+    monkeypatch.setattr(labels_cmd, "DEFAULT_STORE", str(tmp_path / "missing" / "store.sqlite"))
     path = tmp_path / "labels.jsonl"
     path.write_text(_line("not/in/any/store") + "\n")
     rc, _, err = _run_cli(["labels", "check", str(path), "--schema", str(SCHEMA_PATH)], monkeypatch, capsys)

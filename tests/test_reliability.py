@@ -198,7 +198,7 @@ def test_markup_in_path_thread_id_and_text_is_printed_literally(tmp_path, monkey
     folder.mkdir(parents=True)
     page = folder / "x[red].jsonl"
     page.write_text('{"thread_id": "[bold]t[/]", "author": "[red]a", "text": "closing [/] tag [bold]x"}\n'
-                    '{"thread_id": "[/]", "text": "ok"}\n', encoding="utf-8")
+                    '{"thread_id": "[/]2", "text": "ok"}\n', encoding="utf-8")
     db = folder / "s[bold].sqlite"
     code, out, err = cli(["ingest", "--db", db, page], monkeypatch, capsys)
     assert code == 0, err
@@ -207,7 +207,7 @@ def test_markup_in_path_thread_id_and_text_is_printed_literally(tmp_path, monkey
     assert code == 0, err
     assert "closing [/] tag [bold]x" in out and "[bold]t[/]/c1" in out
     bad = folder / "bad[bold].jsonl"
-    bad.write_text('{"thread_id": "[/]", "text": 5}\n', encoding="utf-8")
+    bad.write_text('{"thread_id": "[/]2", "text": 5}\n', encoding="utf-8")
     code, out, err = cli(["ingest", "--db", db, bad], monkeypatch, capsys)
     assert code == 1 and "a[/]b/bad[bold].jsonl" in err and "MarkupError" not in err
     code, out, err = cli(["runs", "--db", folder / "[bold]nope.sqlite"], monkeypatch, capsys)

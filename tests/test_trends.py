@@ -328,3 +328,32 @@ def test_a_singular_misclassification_matrix_leaves_shares_uncorrected_with_a_no
     frame, notes = trend_frame(items, tables, min_items=1, n_boot=50)
     assert any("matrix of reader-comment passages is singular" in n for n in notes)
     assert (frame["method"] == "acc").all() and frame["share"].notna().all()  # the pooled rates instead
+
+
+def test_out_naming_a_csv_or_jsonl_file_writes_only_that_file(store: Path, oof_model: Path, tmp_path: Path) -> None:
+    for name, reader in (("shares.csv", pd.read_csv), ("shares.jsonl", lambda p: pd.read_json(p, lines=True))):
+        result = invoke("trends", "--db", str(store), "--model", str(oof_model), "--by", "year", "--bootstrap", "100",
+                        "--out", str(tmp_path / name))
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / name).is_file() and len(reader(tmp_path / name)) > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shares.csv", "shares.jsonl"]  # no folder, no plot
+
+
+def test_out_naming_an_existing_file_is_a_one_line_error(store: Path, oof_model: Path, tmp_path: Path, monkeypatch,
+                                                          capsys) -> None:
+    existing = tmp_path / "notes"
+    existing.write_text("keep me")
+    rc, _, err = cli(["trends", "--db", store, "--model", oof_model, "--by", "year", "--bootstrap", "100",
+                      "--out", existing], monkeypatch, capsys)
+    assert rc == 2
+    assert f"{existing}: --out is a file" in err and "Traceback" not in err
+    assert existing.read_text() == "keep me"
+
+
+def test_a_plot_with_no_period_to_show_says_so(store: Path, oof_model: Path, tmp_path: Path, monkeypatch,
+                                                capsys) -> None:
+    rc, _, err = cli(["trends", "--db", store, "--model", oof_model, "--by", "year", "--bootstrap", "100",
+                      "--min-items", "100000", "--out", tmp_path / "p.png"], monkeypatch, capsys)
+    assert rc == 0
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "the plot shows no points" in err

@@ -24,6 +24,9 @@ def agreement(
 ) -> None:
     """Kappa and raw agreement per target and for sentiment, plus the disagreement tables."""
     schema = load_schema(schema_path)
+    if _same_file(file_a, file_b):
+        err_console.print(f"warning: {file_a} and {file_b} are the same file: agreement with itself is 1 by "
+                          "construction", markup=False, highlight=False, soft_wrap=True)
     records_a = read_labels(file_a, schema)
     records_b = read_labels(file_b, schema)
     report = compare_labels(records_a, records_b, schema)
@@ -34,6 +37,13 @@ def agreement(
         data = {"file_a": str(file_a), "file_b": str(file_b), "schema": schema.name, **report.to_dict()}
         write_text_atomic(json_out, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         console.print(f"wrote {json_out}", markup=False)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:  # a missing file: read_labels says so
+        return False
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:

@@ -20,7 +20,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from pipeline.annotation.annotate import AnnotationSession, Progress, View, run_annotation
-from pipeline.cli.common import check_device, console, err_console
+from pipeline.cli.common import OptionalDbOption, check_device, console, err_console
 from pipeline.config.schema import DEFAULT_SCHEMA_PATH, LabelSchema, load_schema
 from pipeline.data.selection import ItemContext, open_existing_store, parse_filters, select_items
 from pipeline.errors import UserError
@@ -32,8 +32,7 @@ EVIDENCE_STYLE = "bold underline"
 def annotate(
     labels: Annotated[Path, typer.Option("--labels", help="Label file to append to (created if missing; "
                                                           "items already in it are skipped).")],
-    db: Annotated[Path | None, typer.Option("--db", help="SQLite store (default: THREADSTANCE_DB or "
-                                                         "work/threadstance.sqlite).")] = None,
+    db: str | None = OptionalDbOption,
     filters: Annotated[list[str] | None, typer.Option("--filter", help="KEY=VALUE: kind=comment|reply|paragraph, "
                                                                        "thread=ID, item=ID (repeatable).")] = None,
     annotator: Annotated[str | None, typer.Option("--annotator", help="Name stored with each label "

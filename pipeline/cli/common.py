@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from pipeline.config.settings import DEFAULT_STORE
+from pipeline.config.settings import DEFAULT_STORE, STORE_PATH
 from pipeline.hardware import check_device  # noqa: F401  (re-exported for the commands)
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 but tab and newline, DEL, C1
@@ -38,7 +38,11 @@ class SafeConsole(Console):
 console = SafeConsole(width=_width(sys.stdout))
 err_console = SafeConsole(stderr=True, width=_width(sys.stderr))
 
-DbOption = typer.Option(DEFAULT_STORE, "--db", help="The store: a SQLite file or a PostgreSQL URL postgresql://user@host:port/db (env THREADSTANCE_DB).")
+_DB_HELP = "The store: a SQLite file or a PostgreSQL URL postgresql://user@host:port/db"
+DbOption = typer.Option(DEFAULT_STORE, "--db", help=f"{_DB_HELP} (env THREADSTANCE_DB).")
+# The same option where no --db means the default store (the commands then look it up themselves).
+OptionalDbOption = typer.Option(None, "--db", help=f"{_DB_HELP} (default: env THREADSTANCE_DB, else {STORE_PATH}).",
+                                show_default=False)
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -11,7 +11,9 @@ from rich.table import Table
 
 from pipeline.cli.common import console
 from pipeline.config.run import load_config
-from pipeline.config.settings import DEFAULT_DB
+from pipeline.config.settings import DEFAULT_STORE
+from pipeline.data.labels import write_text_atomic
+from pipeline.store.backend import store_exists
 
 app = typer.Typer(help="Training data checks.", no_args_is_help=True)
 
@@ -20,7 +22,8 @@ app = typer.Typer(help="Training data checks.", no_args_is_help=True)
 def stats(
     config: Annotated[Path, typer.Argument(help="Run config YAML.")],
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Override key.path=value.")] = None,
-    db: Annotated[Path, typer.Option("--db", help="Store holding the gold items (for the gold-overlap check).")] = DEFAULT_DB,
+    db: Annotated[str, typer.Option("--db", help="Store holding the gold items (for the gold-overlap check): a SQLite "
+                                    "file or a PostgreSQL URL (env THREADSTANCE_DB).")] = DEFAULT_STORE,
     threshold: Annotated[float, typer.Option(help="Near-duplicate TF-IDF cosine threshold.")] = 0.9,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON.")] = None,
 ) -> None:
@@ -49,7 +52,7 @@ def stats(
         console.print(table)
     console.print(f"kinds in corpus: {report.kinds}")
     console.print("overlaps (exact, normalised text): " + ", ".join(f"{k} = {v}" for k, v in report.overlaps.items()))
-    if not Path(db).exists():
+    if not store_exists(db):
         console.print(f"[yellow]no store at {escape(str(db))}: gold overlap not checked (ingest the seeds first)[/]")
     console.print(f"near-duplicates above {threshold}: {len(report.near_duplicates)}")
     for a, b, s in report.near_duplicates[:20]:
@@ -59,6 +62,6 @@ def stats(
     for line in report.coverage_problems:
         console.print(f"[yellow]coverage below target:[/] {escape(str(line))}")
     if json_out:
-        json_out.write_text(json.dumps(report.to_dict(), indent=2, default=str), encoding="utf-8")
+        write_text_atomic(json_out, json.dumps(report.to_dict(), indent=2, default=str))
     if report.near_duplicates or report.gold_overlap:
         raise typer.Exit(1)

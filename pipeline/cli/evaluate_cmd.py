@@ -16,7 +16,7 @@ MIN_SCORES_EXIT = 3
 def evaluate(
     model: Annotated[Path, typer.Option("--model", help="Model directory written by `threadstance train`.")],
     gold: Annotated[Path | None, typer.Option("--gold", help="Gold label JSONL (default: evaluation.gold).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Report folder (default: reports/<model folder name>); "
+    out: Annotated[Path | None, typer.Option("--out", help="Report folder (default: reports/MODEL_FOLDER_NAME); "
                                              "with --out, or a --gold other than the config's, the model "
                                              "folder's gold metrics and card are left alone.")] = None,
     db: Path = DbOption,

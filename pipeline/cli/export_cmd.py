@@ -72,7 +72,7 @@ def predictions(
 
 @app.command("onnx")
 def onnx(
-    model: Annotated[Path, typer.Option("--model", help="Model directory (models/<run>).")] = DEFAULT_MODELS / "default",
+    model: Annotated[Path, typer.Option("--model", help="Model directory (models/RUN_NAME).")] = DEFAULT_MODELS / "default",
     quantize: Annotated[str | None, typer.Option("--quantize", help="Also write an int8 dynamically quantised "
                                                  "model.int8.onnx.")] = None,
     exporter: Annotated[str, typer.Option("--exporter", help="dynamo (torch.export) | legacy (TorchScript)")] = "dynamo",

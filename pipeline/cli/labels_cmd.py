@@ -10,9 +10,10 @@ from rich.table import Table
 
 from pipeline.cli.common import console, err_console
 from pipeline.config.schema import DEFAULT_SCHEMA_PATH, LabelSchema, load_schema
-from pipeline.config.settings import DEFAULT_DB
+from pipeline.config.settings import DEFAULT_STORE
 from pipeline.data.labels import LabelCheck, check_label_file, label_counts
 from pipeline.errors import UserError
+from pipeline.store.backend import store_exists
 from pipeline.store.db import Store
 
 app = typer.Typer(help="Check label files (JSONL keyed by item id).", no_args_is_help=True)
@@ -20,18 +21,18 @@ app = typer.Typer(help="Check label files (JSONL keyed by item id).", no_args_is
 SchemaOption = typer.Option("--schema", help="Label schema YAML.")
 
 
-def store_item_ids(db: Path | None) -> tuple[set[str] | None, str]:
+def store_item_ids(db: str | None) -> tuple[set[str] | None, str]:
     """Item ids of the store to check against, and a note saying which store (or none) was used."""
     if db is not None:
-        if not Path(db).exists():
+        if not store_exists(db):
             raise UserError("no store here (check --db, or run `threadstance ingest` first)", db)
-        path = Path(db)
-    elif DEFAULT_DB.exists():
-        path = DEFAULT_DB
+        path = db
+    elif store_exists(DEFAULT_STORE):
+        path = DEFAULT_STORE
     else:
-        return None, (f"no --db given and no store at {DEFAULT_DB}: checking labels against the schema only "
+        return None, (f"no --db given and no store at {DEFAULT_STORE}: checking labels against the schema only "
                       "(item ids not checked)")
-    with Store(path) as store:
+    with Store.open_readonly(path) as store:
         ids = store.item_ids()
     return ids, f"item ids checked against {path} ({len(ids)} items)"
 
@@ -40,8 +41,9 @@ def store_item_ids(db: Path | None) -> tuple[set[str] | None, str]:
 def check(
     files: Annotated[list[Path], typer.Argument(help="Label files (JSONL).")],
     schema_path: Annotated[Path, SchemaOption] = DEFAULT_SCHEMA_PATH,
-    db: Annotated[Path | None, typer.Option("--db", help="Store whose item ids the labels must use "
-                                                          "(default: the default store, if it exists).")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Store whose item ids the labels must use: a SQLite file or "
+                                         "a PostgreSQL URL (default: env THREADSTANCE_DB, else "
+                                         "work/threadstance.sqlite, if it exists).", show_default=False)] = None,
 ) -> None:
     """Report every problem with file:line; print label counts when all files are clean."""
     schema = load_schema(schema_path)

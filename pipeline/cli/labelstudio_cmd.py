@@ -18,7 +18,7 @@ from pipeline.annotation.labelstudio import (
     prediction_for_task,
     read_export,
 )
-from pipeline.cli.common import check_device, console, err_console
+from pipeline.cli.common import OptionalDbOption, check_device, console, err_console
 from pipeline.config.schema import DEFAULT_SCHEMA_PATH, LabelSchema, load_schema
 from pipeline.data.labels import write_labels, write_text_atomic
 from pipeline.data.selection import ItemContext, open_existing_store, parse_filters, select_items
@@ -31,8 +31,7 @@ app = typer.Typer(help="Label Studio interchange (tasks + labelling config out, 
 @app.command("export")
 def export(
     out: Annotated[Path, typer.Option("--out", help="Folder for tasks.json and config.xml.")],
-    db: Annotated[Path | None, typer.Option("--db", help="SQLite store (default: THREADSTANCE_DB or "
-                                                         "work/threadstance.sqlite).")] = None,
+    db: str | None = OptionalDbOption,
     filters: Annotated[list[str] | None, typer.Option("--filter", help="KEY=VALUE: kind=comment|reply|paragraph, "
                                                                        "thread=ID, item=ID (repeatable).")] = None,
     schema_path: Annotated[Path, typer.Option("--schema", help="Label schema YAML.")] = DEFAULT_SCHEMA_PATH,

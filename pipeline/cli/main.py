@@ -10,7 +10,7 @@ from rich.markup import escape
 from pipeline.cli.common import err_console
 from pipeline.errors import UserError
 
-app = typer.Typer(name="threadstance", no_args_is_help=True, add_completion=False,
+app = typer.Typer(name="threadstance", no_args_is_help=True, add_completion=False, rich_markup_mode="markdown",
                   help="Sentiment and stance classification of news comment threads.")
 
 

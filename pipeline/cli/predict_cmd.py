@@ -13,6 +13,7 @@ from rich.markup import escape
 from pipeline.cli.common import SafeConsole, check_device, err_console
 from pipeline.config.settings import DEFAULT_MODELS
 from pipeline.errors import UserError
+from pipeline.progress import throughput
 
 FORMATS = ("table", "jsonl", "csv")
 JOB = "predict"  # how `predict --db` runs are named in the store's runs table
@@ -25,7 +26,7 @@ def predict(
     paths: Annotated[list[str], typer.Argument(help="Thread files or folders in any ingest format (text dump, "
                                                "HTML, JSONL), or - for one text per line on stdin.",
                                                show_default=False)],
-    model: Annotated[Path, typer.Option("--model", help="Model directory (models/<run>).")] = DEFAULT_MODELS / "default",
+    model: Annotated[Path, typer.Option("--model", help="Model directory (models/RUN_NAME).")] = DEFAULT_MODELS / "default",
     fmt: Annotated[str, typer.Option("--format", help="table | jsonl | csv")] = "table",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
     db: Annotated[str | None, typer.Option("--db", help="Also ingest the files into this store (SQLite file or PostgreSQL URL) and store the "
@@ -126,7 +127,7 @@ def predict(
     write_output([apply_min_confidence(r, min_confidence) for r in records], fmt, out)
     if items:
         err_console.print(f"[dim]{len(records)} items · model {predictor.model_version} · {backend} on "
-                          f"{predictor.device} · {len(records) / max(seconds, 1e-9):.0f} items/s[/]", highlight=False)
+                          f"{predictor.device} · {throughput(len(records), seconds)}[/]", highlight=False)
     elif not failed:
         err_console.print("no items to classify", highlight=False)
     _report_failures(failed, escape)
@@ -194,7 +195,7 @@ def _predict_into_store(store: Any, paths: list[str], input_format: str,
                      errors=[f"failed: {path}" for path in failed])
     by_id = {r["item_id"]: r for r in stored_records(store, version, item_ids=wanted)}
     err_console.print(f"[dim]{len(item_ids)} items · model {version} · stored in {escape(str(store.path))}: "
-                      f"{stored.classified} classified ({len(pending) / max(seconds, 1e-9):.0f} items/s), "
+                      f"{stored.classified} classified ({throughput(len(pending), seconds)}), "
                       f"{len(item_ids) - len(pending)} already stored · run {run_id}[/]", highlight=False)
     return [by_id[i] for i in item_ids if i in by_id], failed
 

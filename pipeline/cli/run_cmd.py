@@ -14,7 +14,7 @@ from pipeline.cli.common import check_device, console, err_console
 def run(
     config: Annotated[Path, typer.Argument(help="Run config YAML, e.g. configs/default.yaml.")],
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Override: key.path=value (repeatable).")] = None,
-    reports: Annotated[Path, typer.Option("--reports", help="Folder that receives reports/<run_name>/.")] = Path(
+    reports: Annotated[Path, typer.Option("--reports", help="Folder that receives reports/RUN_NAME/.")] = Path(
         "reports"),
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from pipeline.cli.common import SafeConsole, check_device, console, err_console
+from pipeline.cli.common import OptionalDbOption, SafeConsole, check_device, console, err_console
 from pipeline.config.run import EvaluationConfig
 from pipeline.config.settings import DEFAULT_MODELS
 from pipeline.errors import UserError
@@ -19,9 +19,8 @@ DEFAULT_GOLD = Path(EvaluationConfig().gold)
 
 def suggest(
     n: Annotated[int, typer.Option("-n", "--n", min=1, help="How many items to suggest.")] = 20,
-    model: Annotated[Path, typer.Option("--model", help="Model directory (models/<run>).")] = DEFAULT_MODELS / "default",
-    db: Annotated[Path | None, typer.Option("--db", help="SQLite store (default: THREADSTANCE_DB or "
-                                                         "work/threadstance.sqlite).", show_default=False)] = None,
+    model: Annotated[Path, typer.Option("--model", help="Model directory (models/RUN_NAME).")] = DEFAULT_MODELS / "default",
+    db: str | None = OptionalDbOption,
     strategy: Annotated[str, typer.Option("--strategy", help="uncertainty | diverse | random")] = "uncertainty",
     labels: Annotated[list[Path] | None, typer.Option("--labels", help="Label file whose items are already labelled "
                                                       "(repeatable).", show_default=False)] = None,

@@ -21,8 +21,9 @@ def trends(
     by: Annotated[str, typer.Option("--by", help="month | quarter | year")] = "month",
     fmt: Annotated[str, typer.Option("--format", help="table | csv | jsonl (one record per period, target, "
                                      "label)")] = "table",
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for trends.png and trends.csv/.jsonl (a "
-                                             "path ending in .png writes only the plot).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for trends.png and trends.csv/.jsonl; a "
+                                             "path ending in .png writes only the plot, one ending in .csv or .jsonl "
+                                             "only the data in that format.")] = None,
     kind: Annotated[list[str] | None, typer.Option("--kind", help="Only these item kinds (repeatable): comment, "
                                                    "reply, paragraph.")] = None,
     thread: Annotated[list[str] | None, typer.Option("--thread", help="Only these thread ids (repeatable).")] = None,
@@ -44,11 +45,11 @@ def trends(
 ) -> None:
     """Shares of each sentiment and stance label per period with 95 % intervals (threads and the model's
     out-of-fold error rates resampled); `share` is corrected for classifier error, `share_raw` is not."""
-    from pipeline.reporting.trends import plot_trends
     from pipeline.reporting.trends import trends as compute
 
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: choose {', '.join(FORMATS)}")
+    targets = _out_targets(out, fmt) if out is not None else {}  # a bad --out fails before the work
     result = compute(db, model, by, kinds=kind, threads=thread, since=since, until=until,
                      min_confidence=min_confidence, min_items=min_items, min_threads=min_threads, method=method,
                      n_boot=n_boot, seed=seed)
@@ -66,13 +67,45 @@ def trends(
         kind_note = f" · {', '.join(kind)}" if kind else ""
         title = f"threadstance label shares per {by} · model {result.model_version}{kind_note}" + (
             "" if result.corrected else " · raw shares (not corrected)")
-        png = out if out.suffix.lower() == ".png" else out / "trends.png"
-        written = [plot_trends(frame, png, title)]
-        if out.suffix.lower() != ".png":
-            data = out / f"trends.{'jsonl' if fmt == 'jsonl' else 'csv'}"
-            data.write_text(_serialise(frame, "jsonl" if fmt == "jsonl" else "csv"), encoding="utf-8")
-            written.append(data)
+        written = _write_out(frame, targets, title)
         err_console.print("wrote " + ", ".join(str(p) for p in written), markup=False, highlight=False)
+        if frame["too_few"].all() and any(p.suffix.lower() == ".png" for p in written):
+            err_console.print(f"note: every period has fewer than {min_items} items or {min_threads} threads: the "
+                              "plot shows no points (lower --min-items / --min-threads, or use a longer --by)",
+                              markup=False, highlight=False, soft_wrap=True)
+
+
+def _out_targets(out: Path, fmt: str) -> dict:
+    """What ``--out`` names: a ``.png`` path the plot, a ``.csv`` or ``.jsonl`` path the data in that format,
+    any other path a folder for trends.png and the data."""
+    suffix = out.suffix.lower()
+    if suffix in (".csv", ".jsonl"):
+        return {"data": (out, suffix[1:])}
+    if suffix == ".png":
+        return {"png": out}
+    if out.exists() and not out.is_dir():
+        raise UserError("--out is a file: give a folder (for trends.png and the data), or a path ending in "
+                        ".png, .csv or .jsonl", out)
+    data_fmt = "jsonl" if fmt == "jsonl" else "csv"
+    return {"png": out / "trends.png", "data": (out / f"trends.{data_fmt}", data_fmt)}
+
+
+def _write_out(frame, targets: dict, title: str) -> list[Path]:  # noqa: ANN001 - a pandas DataFrame
+    """Write the files of :func:`_out_targets`, each whole or not at all."""
+    from pipeline.reporting.trends import plot_trends
+    from pipeline.store.outfile import atomic_output
+
+    written = []
+    if "png" in targets:
+        with atomic_output(targets["png"]) as tmp:
+            plot_trends(frame, tmp, title, file_format="png")
+        written.append(targets["png"])
+    if "data" in targets:
+        path, data_fmt = targets["data"]
+        with atomic_output(path) as tmp:
+            tmp.write_text(_serialise(frame, data_fmt), encoding="utf-8")
+        written.append(path)
+    return written
 
 
 def _serialise(frame, fmt: str) -> str:  # noqa: ANN001 - a pandas DataFrame

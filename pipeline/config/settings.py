@@ -9,7 +9,6 @@ from pathlib import Path
 STORE_PATH = "work/threadstance.sqlite"  # the one place the default store path is written
 MODELS_PATH = "models"
 SCHEMA_PATH = "configs/labels.yaml"
-DEFAULT_DB = Path(os.environ.get("THREADSTANCE_DB", STORE_PATH))  # a PostgreSQL URL: use DEFAULT_STORE
 DEFAULT_STORE = os.environ.get("THREADSTANCE_DB", STORE_PATH)  # a SQLite file or a postgresql:// URL
 DEFAULT_MODELS = Path(os.environ.get("THREADSTANCE_MODELS", MODELS_PATH))
 

@@ -17,6 +17,7 @@ Writers either append one line and fsync (:func:`append_label`) or rewrite atomi
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -129,7 +130,7 @@ def check_object(obj: Any, schema: LabelSchema | None = None,
             out.append(("unknown_key", f"unknown key {key!r}{hint}"))
     item_id = obj.get("item_id")
     if item_id is None:
-        out.append(("missing_item_id", "missing 'item_id'"))
+        out.append(("missing_item_id", _absent(obj, "item_id")))
     elif not isinstance(item_id, str) or not item_id.strip():
         out.append(("bad_item_id", f"'item_id' must be a non-empty string, got {item_id!r}"))
     elif item_ids is not None and item_id not in item_ids:
@@ -137,7 +138,7 @@ def check_object(obj: Any, schema: LabelSchema | None = None,
 
     sentiment = obj.get("sentiment")
     if sentiment is None:
-        out.append(("missing_sentiment", "missing 'sentiment'"))
+        out.append(("missing_sentiment", _absent(obj, "sentiment")))
     elif not isinstance(sentiment, str):
         out.append(("bad_type", f"'sentiment' must be a string, got {type(sentiment).__name__}"))
     elif schema is not None and sentiment not in schema.sentiment_classes:
@@ -146,7 +147,7 @@ def check_object(obj: Any, schema: LabelSchema | None = None,
 
     stance = obj.get("stance")
     if stance is None:
-        out.append(("missing_stance", "missing 'stance'"))
+        out.append(("missing_stance", _absent(obj, "stance")))
     elif not isinstance(stance, dict):
         out.append(("bad_type", f"'stance' must be an object {{target: label}}, got {type(stance).__name__}"))
     else:
@@ -166,13 +167,13 @@ def check_object(obj: Any, schema: LabelSchema | None = None,
 
     annotator = obj.get("annotator")
     if annotator is None:
-        out.append(("missing_annotator", "missing 'annotator'"))
+        out.append(("missing_annotator", _absent(obj, "annotator")))
     elif not isinstance(annotator, str) or not annotator.strip():
         out.append(("missing_annotator", f"'annotator' must be a non-empty string, got {annotator!r}"))
 
     stamp = obj.get("labelled_at")
     if stamp is None:
-        out.append(("missing_timestamp", "missing 'labelled_at'"))
+        out.append(("missing_timestamp", _absent(obj, "labelled_at")))
     elif not isinstance(stamp, str):
         out.append(("bad_timestamp", f"'labelled_at' must be an ISO 8601 string, got {stamp!r}"))
     else:
@@ -206,6 +207,20 @@ def _check_evidence(evidence: Any, stance: dict[str, Any]) -> list[tuple[str, st
             out.append(("bad_type", f"evidence for {target!r} must be {{\"start\": int, \"end\": int}} with "
                                     f"0 <= start < end, got {span!r}"))
     return out
+
+
+def _absent(obj: dict[str, Any], key: str) -> str:
+    return f"{key!r} is null: give a value" if key in obj else f"missing {key!r}"
+
+
+def _note_repeats(pairs: list[tuple[str, Any]], repeated: list[str]) -> dict[str, Any]:
+    """A JSON object as a dict, noting keys that appear twice (``json`` silently keeps the last one)."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen and key not in repeated:
+            repeated.append(key)
+        seen.add(key)
+    return dict(pairs)
 
 
 def _record(obj: dict[str, Any], line: int) -> LabelRecord:
@@ -249,13 +264,16 @@ def check_label_file(path: str | Path, schema: LabelSchema | None = None,
         if not raw.strip():
             continue
         result.lines += 1
+        repeated: list[str] = []
         try:
-            obj = json.loads(raw)
+            obj = json.loads(raw, object_pairs_hook=functools.partial(_note_repeats, repeated=repeated))
         except json.JSONDecodeError as exc:
             result.problems.append(LabelProblem(str(p), lineno, "bad_json", f"invalid JSON: {exc.msg} "
                                                                             f"(column {exc.colno})"))
             continue
-        found = check_object(obj, schema, item_ids)
+        found = [("duplicate_key", f"key {key!r} appears more than once (JSON keeps only the last)")
+                 for key in repeated]
+        found += check_object(obj, schema, item_ids)
         item_id = obj.get("item_id") if isinstance(obj, dict) else None
         if isinstance(item_id, str) and item_id.strip():
             if item_id in first_seen:
@@ -307,8 +325,15 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path``, fsync it, then rename it over ``path``."""
-    p = Path(path)
+    """Write ``text`` to a temporary file next to ``path``, fsync it, then rename it over ``path`` (over the
+    file a symbolic link points to; a device or pipe such as ``/dev/stdout`` is written straight through)."""
+    from pipeline.store.outfile import is_special_file, write_target
+
+    if is_special_file(path):
+        with open(path, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        return
+    p = write_target(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:

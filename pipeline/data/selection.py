@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.config.settings import DEFAULT_DB
+from pipeline.config.settings import DEFAULT_STORE
 from pipeline.errors import UserError
 from pipeline.store.db import Store
 
@@ -78,7 +78,7 @@ def open_existing_store(db: str | Path | None) -> Store:
     """Open a store that must already exist (opening a missing path would create an empty one), read-only."""
     from pipeline.store.backend import store_exists
 
-    path = db if db is not None else DEFAULT_DB
+    path = db if db is not None else DEFAULT_STORE
     if not store_exists(path):
         raise UserError("no store here; run `threadstance ingest` first or pass --db", path)
     return Store.open_readonly(path)

@@ -68,18 +68,20 @@ def max_similarity(texts: list[str]) -> float:
     return best
 
 
-def gold_texts(gold_path: Path, db: Path | None) -> dict[str, str]:
+def gold_texts(gold_path: Path, db: str | Path | None) -> dict[str, str]:
     """item_id -> text for gold items found in the store (empty when there is no store)."""
-    if db is None or not db.exists() or not gold_path.exists():
-        return {}
+    from pipeline.store.backend import store_exists
     from pipeline.store.db import Store
 
+    if db is None or not store_exists(db) or not gold_path.exists():
+        return {}
+
     ids = [json.loads(line)["item_id"] for line in jsonl_lines(gold_path.read_text(encoding="utf-8")) if line.strip()]
-    with Store(db) as store:
+    with Store.open_readonly(db) as store:
         return {r["item_id"]: r["text"] for r in store.items(item_ids=ids)}
 
 
-def describe(cfg: RunConfig, db: Path | None = None, threshold: float = 0.9) -> DataReport:
+def describe(cfg: RunConfig, db: str | Path | None = None, threshold: float = 0.9) -> DataReport:
     """Load (and so validate) every data set the config names and describe it."""
     schema = cfg.schema()
     report = DataReport()

@@ -21,6 +21,7 @@ file order within a thread; ids become ``<thread>/c1``, ``<thread>/c1.r1`` … (
 from __future__ import annotations
 
 import json
+import unicodedata
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
@@ -66,6 +67,15 @@ def _parse_time(value: Any, source: str, line: int) -> str | None:
         return london_iso(datetime.fromisoformat(value.replace("Z", "+00:00")))
     except (ValueError, OverflowError) as exc:
         raise ParseError(f"malformed posted_at {value!r} (expected ISO 8601: {exc})", source, line) from exc
+
+
+def _check_thread_id(thread_id: str, source: str, line: int) -> None:
+    """A given thread_id becomes the prefix of every item id: it must name something (a letter or a digit),
+    without spaces around it or control characters, which would make ids that look equal but differ."""
+    if not any(ch.isalnum() for ch in thread_id):
+        raise ParseError(f"thread_id {thread_id!r} needs at least one letter or digit", source, line)
+    if thread_id != thread_id.strip() or any(unicodedata.category(ch) == "Cc" for ch in thread_id):
+        raise ParseError(f"thread_id {thread_id!r} has spaces around it or control characters", source, line)
 
 
 def jsonl_lines(text: str) -> list[str]:
@@ -117,6 +127,7 @@ def parse_jsonl(text: str, source: str) -> list[Thread]:
         dates = sorted(r["posted_at"][:10] for _, r in recs if r["posted_at"])
         if first.get("thread_id"):
             thread_id = str(first["thread_id"])
+            _check_thread_id(thread_id, source, recs[0][0])
         elif first.get("url"):
             thread_id = thread_id_from_url(first["url"])
             if not thread_id.strip("/"):

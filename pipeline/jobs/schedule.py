@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipeline.config.settings import STORE_PATH
 from pipeline.errors import UserError
 from pipeline.jobs.locks import INBOX_LOCK, LockHeld, RunLock, RunLog, SharedStoreLock, _now, job_lock  # noqa: F401 - LockHeld, RunLock, SharedStoreLock, job_lock: this module's API
+from pipeline.progress import throughput
 
 JOB = "reclassify"
 EX_TEMPFAIL = 75  # sysexits.h: temporary failure, try again later (another run holds the lock)
@@ -386,7 +387,7 @@ def _classify_pending(cfg: ScheduleConfig, store: Any, summary: RunSummary, log:
         c["reclassified_after_edit"] += more.reclassified_after_edit
     seconds = time.perf_counter() - started
     c["classify_seconds"] = round(seconds, 2)
-    log(f"classified {c['classified']} items in {seconds:.1f} s ({c['classified'] / max(seconds, 1e-9):.0f} items/s"
+    log(f"classified {c['classified']} items in {seconds:.1f} s ({throughput(c['classified'], seconds)}"
         f"; {c['reclassified_after_edit']} reclassified after edit)")
 
 

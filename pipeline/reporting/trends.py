@@ -380,13 +380,14 @@ def trends_figure(frame: pd.DataFrame, title: str, none_class: str = "none") -> 
     return fig
 
 
-def plot_trends(frame: pd.DataFrame, out: str | Path, title: str, none_class: str = "none") -> Path:
-    """Write :func:`trends_figure` as a PNG."""
+def plot_trends(frame: pd.DataFrame, out: str | Path, title: str, none_class: str = "none",
+                file_format: str | None = None) -> Path:
+    """Write :func:`trends_figure` as a PNG (``file_format``: matplotlib's, when ``out`` has no such suffix)."""
     import matplotlib.pyplot as plt
 
     fig = trends_figure(frame, title, none_class)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
+    fig.savefig(out, dpi=120, format=file_format)
     plt.close(fig)
     return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,14 +32,40 @@ def _is_sqlite(path: Path) -> bool:
         return False
 
 
+def is_special_file(path: str | Path) -> bool:
+    """Whether ``path`` exists and is not a regular file or folder: a device such as ``/dev/null`` or
+    ``/dev/stdout``, a named pipe, a socket. Those are written straight through: renaming a temporary file
+    onto ``/dev/null`` would replace the device with a plain file."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def write_target(path: str | Path) -> Path:
+    """The file a write to ``path`` should replace: the file a symbolic link points to (renaming onto the link
+    would replace the link itself), else ``path``."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` to write; on success it is flushed to disk and renamed onto
-    ``path``. On an error it is removed, ``path`` is left as it was, and an OSError becomes a UserError."""
-    path = Path(path)
+    ``path``. On an error it is removed, ``path`` is left as it was, and an OSError becomes a UserError.
+    A device or a pipe (``/dev/null``, ``/dev/stdout``) is yielded itself and written straight through."""
+    shown_path = Path(path)
+    if is_special_file(shown_path):
+        try:
+            yield shown_path
+        except OSError as exc:
+            raise output_error(exc, shown_path) from exc
+        return
+    path = write_target(shown_path)
     if _is_sqlite(path):  # `-o` mixed up with `--db` would replace a whole store with an export
         raise UserError("is a SQLite database (a store?): an output file never replaces one; choose another "
-                        "output file", path)
+                        "output file", shown_path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,7 +75,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise output_error(exc, path) from exc
+        raise output_error(exc, shown_path) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
