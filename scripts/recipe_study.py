@@ -60,6 +60,9 @@ RECIPES: dict[str, dict] = {
     # so each real passage is seen 8 times instead of 6 at about the same number of steps as top6_corpus_c67
     "top6_corpus_c25_4ep": {"kind": "top", "start": 6, "corpus": True, "corpus_fraction": 0.25, "real_repeat": 2,
                             "epochs": 4, "lr": 5e-5},
+    # the default recipe with label smoothing 0.1 on the sentiment and stance cross-entropies
+    "top6_corpus_c67_ls": {"kind": "top", "start": 6, "corpus": True, "corpus_fraction": 2 / 3, "real_repeat": 2,
+                           "epochs": 3, "lr": 5e-5, "label_smoothing": 0.1},
     "top2_corpus_real1": {"kind": "top", "start": 10, "corpus": True, "real_repeat": 1, "epochs": 3, "lr": 1e-4},
     "top2_corpus_real3": {"kind": "top", "start": 10, "corpus": True, "real_repeat": 3, "epochs": 3, "lr": 1e-4},
     # reader comments (kind == comment) seen twice more per epoch than the other real passages
@@ -169,6 +172,7 @@ def run_fold_top(recipe: dict, states: list, y: dict[str, np.ndarray], train_idx
         sw = np.where(train_idx >= n_real, recipe["corpus_sentiment_weight"], 1.0)
     fit_top(model, train_states, labels, recipe["start"], sent_weight=sw, epochs=recipe["epochs"], batch_size=16, lr=recipe["lr"],
             head_lr=1e-3, weight_decay=0.01, warmup_ratio=0.1, class_weights=task_class_weights(labels, schema, weighting),
+            label_smoothing=recipe.get("label_smoothing", 0.0),
             loss_weights={"sentiment": 1.0, "stance": 1.0}, bf16=bf16, seed=seed,
             progress=lambda s, n, loss: print(f"\r  step {s}/{n} loss {loss:.3f}", end="", file=sys.stderr))
     print(file=sys.stderr)

@@ -145,3 +145,18 @@ def test_the_onnx_export_graph_keeps_the_target_conditioning(target_aware_model:
                                             torch.zeros_like(batch["input_ids"]))
     assert torch.allclose(sent, out["sentiment"])
     assert torch.allclose(stance, torch.stack([out["stance"][t] for t in model.targets], 1))
+
+
+def test_label_smoothing_spreads_the_target_as_torch_defines_it() -> None:
+    from torch.nn import functional as F
+
+    from pipeline.modeling.model import multitask_loss
+
+    logits = torch.tensor([[4.0, 0.0, -1.0], [0.5, 2.0, 0.0]])
+    out = {"sentiment": logits, "stance": {"t": logits.clone()}}
+    labels = {"sentiment": torch.tensor([0, 1]), "stance_t": torch.tensor([0, -100])}
+    plain = multitask_loss(out, labels, ["t"], {}, {"sentiment": 1.0, "stance": 1.0})
+    smoothed = multitask_loss(out, labels, ["t"], {}, {"sentiment": 1.0, "stance": 1.0}, label_smoothing=0.1)
+    expected = F.cross_entropy(logits, labels["sentiment"], label_smoothing=0.1) + F.cross_entropy(
+        logits[:1], labels["stance_t"][:1], label_smoothing=0.1)
+    assert torch.isclose(smoothed, expected) and smoothed > plain  # confident right answers cost more

@@ -98,11 +98,13 @@ def forward_top(model, states: Sequence[torch.Tensor], start: int) -> dict:  # n
 def fit_top(model, states: Sequence[torch.Tensor], labels: dict[str, np.ndarray], start: int, *,  # noqa: ANN001
             epochs: float, batch_size: int, lr: float, head_lr: float, weight_decay: float, warmup_ratio: float,
             class_weights: dict[str, torch.Tensor | None], loss_weights: dict[str, float], bf16: bool, seed: int,
-            progress=None, sent_weight: np.ndarray | None = None) -> list[float]:  # noqa: ANN001
+            progress=None, sent_weight: np.ndarray | None = None,  # noqa: ANN001
+            label_smoothing: float = 0.0) -> list[float]:
     """Train the layers from ``start`` up and the heads on cached states; returns the loss per step.
 
     ``labels`` maps ``sentiment`` and ``stance_<target>`` to int arrays (-100 = no label); ``sent_weight``
-    optionally weights each example's sentiment loss. Length-bucketed
+    optionally weights each example's sentiment loss; ``label_smoothing`` goes to the
+    cross-entropies (recipe studies; the product trains with 0). Length-bucketed
     shuffled batches (similar lengths share a batch, so padding stays small), AdamW with separate learning
     rates for the encoder layers and the heads, linear warm-up and decay.
     """
@@ -147,7 +149,8 @@ def fit_top(model, states: Sequence[torch.Tensor], labels: dict[str, np.ndarray]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 out = forward_top(model, [states[i] for i in idx], start)
             weight = torch.as_tensor(sent_weight[idx], dtype=torch.float) if sent_weight is not None else None
-            loss = multitask_loss(out, _labels_tensor(labels, idx), model.targets, class_weights, loss_weights, weight)
+            loss = multitask_loss(out, _labels_tensor(labels, idx), model.targets, class_weights, loss_weights, weight,
+                                  label_smoothing)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
             optimizer.step()

@@ -25,24 +25,26 @@ IGNORE = -100
 
 def multitask_loss(out: dict[str, Any], labels: dict[str, torch.Tensor], targets: list[str],
                    class_weights: dict[str, torch.Tensor | None], loss_weights: dict[str, float],
-                   sent_weight: torch.Tensor | None = None) -> torch.Tensor:
+                   sent_weight: torch.Tensor | None = None, label_smoothing: float = 0.0) -> torch.Tensor:
     """Weighted sum of the sentiment, per-target stance and pair-stance cross-entropies (-100 = no label).
 
-    ``sent_weight`` weights each example's sentiment loss (e.g. auxiliary tweets count half).
+    ``sent_weight`` weights each example's sentiment loss (e.g. auxiliary tweets count half);
+    ``label_smoothing`` is passed to the sentiment and stance cross-entropies.
     """
     loss = out["sentiment"].new_zeros((), dtype=torch.float32)
     y = labels["sentiment"]
     valid = y != IGNORE
     if valid.any():
         per = F.cross_entropy(out["sentiment"][valid].float(), y[valid], weight=class_weights.get("sentiment"),
-                              reduction="none")
+                              reduction="none", label_smoothing=label_smoothing)
         w = sent_weight[valid] if sent_weight is not None else torch.ones_like(per)
         loss = loss + loss_weights["sentiment"] * (per * w).sum() / w.sum().clamp(min=1e-6)
     for t in targets:
         y = labels[f"stance_{t}"]
         if (y != IGNORE).any():
             loss = loss + loss_weights["stance"] * F.cross_entropy(
-                out["stance"][t].float(), y, weight=class_weights.get(t), ignore_index=IGNORE)
+                out["stance"][t].float(), y, weight=class_weights.get(t), ignore_index=IGNORE,
+                label_smoothing=label_smoothing)
     y = labels.get("pair_stance")
     if y is not None and (y != IGNORE).any():
         loss = loss + F.cross_entropy(out["pair_stance"].float(), y, ignore_index=IGNORE)
