@@ -21,7 +21,6 @@ import functools
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -311,41 +310,12 @@ def label_counts(records: Iterable[LabelRecord], schema: LabelSchema) -> dict[st
     return counts
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path``, fsync it, then rename it over ``path`` (over the
-    file a symbolic link points to; a device or pipe such as ``/dev/stdout`` is written straight through)."""
-    from pipeline.store.outfile import is_special_file, write_target
+    """Write ``text`` to ``path`` whole or not at all (:func:`~pipeline.store.outfile.atomic_output`)."""
+    from pipeline.store.outfile import atomic_output
 
-    if is_special_file(path):
-        with open(path, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        return
-    p = write_target(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(p.parent)
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text)
 
 
 def write_labels(path: str | Path, records: Iterable[LabelRecord]) -> int:

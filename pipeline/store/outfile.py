@@ -32,7 +32,20 @@ def _is_sqlite(path: Path) -> bool:
         return False
 
 
-def is_special_file(path: str | Path) -> bool:
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _is_special_file(path: str | Path) -> bool:
     """Whether ``path`` exists and is not a regular file or folder: a device such as ``/dev/null`` or
     ``/dev/stdout``, a named pipe, a socket. Those are written straight through: renaming a temporary file
     onto ``/dev/null`` would replace the device with a plain file."""
@@ -43,7 +56,7 @@ def is_special_file(path: str | Path) -> bool:
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
-def write_target(path: str | Path) -> Path:
+def _write_target(path: str | Path) -> Path:
     """The file a write to ``path`` should replace: the file a symbolic link points to (renaming onto the link
     would replace the link itself), else ``path``."""
     path = Path(path)
@@ -53,16 +66,16 @@ def write_target(path: str | Path) -> Path:
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` to write; on success it is flushed to disk and renamed onto
-    ``path``. On an error it is removed, ``path`` is left as it was, and an OSError becomes a UserError.
+    ``path`` (onto the file a symbolic link points to). On an error it is removed, ``path`` is left as it was, and an OSError becomes a UserError.
     A device or a pipe (``/dev/null``, ``/dev/stdout``) is yielded itself and written straight through."""
     shown_path = Path(path)
-    if is_special_file(shown_path):
+    if _is_special_file(shown_path):
         try:
             yield shown_path
         except OSError as exc:
             raise output_error(exc, shown_path) from exc
         return
-    path = write_target(shown_path)
+    path = _write_target(shown_path)
     if _is_sqlite(path):  # `-o` mixed up with `--db` would replace a whole store with an export
         raise UserError("is a SQLite database (a store?): an output file never replaces one; choose another "
                         "output file", shown_path)
@@ -73,6 +86,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)  # the rename itself survives a crash
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise output_error(exc, shown_path) from exc
