@@ -233,11 +233,12 @@ def run(args: argparse.Namespace) -> str:
 
 
 NAIVE = """
-import json, sys, torch
+import json, os, sys, torch
 from transformers import AutoModel, AutoTokenizer
 texts = json.load(open(sys.argv[1], encoding="utf-8"))
 tok = AutoTokenizer.from_pretrained(sys.argv[2], local_files_only=True)
-model = AutoModel.from_pretrained(sys.argv[2] + "/encoder", local_files_only=True).eval()
+encoder = sys.argv[2] + "/encoder" if os.path.isdir(sys.argv[2] + "/encoder") else sys.argv[2]
+model = AutoModel.from_pretrained(encoder, local_files_only=True).eval()
 out = []
 with torch.no_grad():
     for s in range(0, len(texts), 32):
@@ -282,10 +283,15 @@ def end_to_end(args: argparse.Namespace) -> str:
     import tempfile
 
     from pipeline.inference.predict import resolve_precision
-    from pipeline.modeling.folder import ModelFolder
+    from pipeline.modeling.folder import MODEL_META, ModelFolder
 
     model = Path(args.model)
-    max_length = ModelFolder(model).read_meta().get("input", {}).get("max_length", 256)
+    # The naive script runs the encoder of --naive-model (default: the same model), so a smaller model's
+    # predict can be timed against the naive loop over the default's mpnet encoder.
+    naive_model = Path(args.naive_model or args.model)
+    # A base model folder (no threadstance.json) is read at the default's 256 word pieces.
+    meta = ModelFolder(naive_model).read_meta() if (naive_model / MODEL_META).exists() else {}
+    max_length = meta.get("input", {}).get("max_length", 256)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     exe = str(Path(sys.executable).with_name("threadstance"))
     started_load = os.getloadavg()
@@ -295,7 +301,7 @@ def end_to_end(args: argparse.Namespace) -> str:
         for name, (files, texts) in inputs.items():
             text_file = Path(tmp) / "texts.json"
             text_file.write_text(json.dumps(texts), encoding="utf-8")
-            commands = {"naive": [sys.executable, "-c", NAIVE, str(text_file), str(model), str(max_length)],
+            commands = {"naive": [sys.executable, "-c", NAIVE, str(text_file), str(naive_model), str(max_length)],
                         "predict": [exe, "predict", *files, "--model", str(model), "--format", "jsonl",
                                     "-o", str(Path(tmp) / "out.jsonl")]}
             pairs = []
@@ -326,7 +332,8 @@ def end_to_end(args: argparse.Namespace) -> str:
     for name, n, distinct, naive, pred, ratio in rows:
         lines.append(f"| {name} | {n} | {distinct} | {mmm(naive)} | {mmm(pred)} | **{mmm(ratio, '{:.2f}')}×** | {precision} "
                      "(auto), evidence on |")
-    return "\n".join([f"`scripts/bench_inference.py --end-to-end --model {args.model} --repeat {args.repeat}` · "
+    naive_arg = f" --naive-model {args.naive_model}" if args.naive_model else ""
+    return "\n".join([f"`scripts/bench_inference.py --end-to-end --model {args.model}{naive_arg} --repeat {args.repeat}` · "
                       f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
                       f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; torch {torch.__version__}, "
                       f"{torch.get_num_threads()} threads; {platform.platform()}. Load average (1/5/15 min) "
@@ -354,6 +361,9 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="Write the markdown report here (e.g. reports/inference_benchmark.md).")
     parser.add_argument("--end-to-end", action="store_true",
                         help="Naive script against `threadstance predict`, whole processes, in alternating pairs.")
+    parser.add_argument("--naive-model", default=None,
+                        help="--end-to-end: model folder (or base model folder) whose encoder the naive script runs "
+                        "(default: --model).")
     args = parser.parse_args()
     report = end_to_end(args) if args.end_to_end else run(args)
     print(report)

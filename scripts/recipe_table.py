@@ -138,6 +138,9 @@ DESCRIBE = {
                    "encoder lr 3e-5, heads 1e-3, end state kept",
     "minilm_ft": "(a, e) the previous default, now `configs/fast.yaml`: MiniLM-L6 fully fine-tuned, corpus + real "
                  "x3, 4 epochs, checkpoint chosen on the corpus dev split",
+    "minilm_fast": "the fast profile as shipped (`configs/fast.yaml`): MiniLM-L6 (6 layers, 384 wide) fully "
+                   "fine-tuned, corpus + real x3, 4 epochs, max 128 word pieces, checkpoint chosen on the corpus "
+                   "dev split",
 }
 
 

@@ -34,21 +34,22 @@ def _xss_jsonl(path: Path, last_text: str) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
 
-def build_store(root: Path, seeds_dir: Path, model: Path) -> Path:
-    """Seeds + the hostile thread ingested and classified; its reply edited, re-ingested and reclassified."""
+def build_store(root: Path, seeds_dir: Path, model: Path, store: str | None = None) -> str:
+    """Seeds + the hostile thread ingested and classified; its reply edited, re-ingested and reclassified.
+    ``store``: where (default ``root/store.sqlite``; a PostgreSQL URL works the same)."""
     inbox = root / "inbox"
     inbox.mkdir(parents=True)
     for f in sorted(seeds_dir.glob("*.txt")):
         shutil.copy(f, inbox / f.name)
     _xss_jsonl(inbox / "xss.jsonl", "I agree with the first comment about managers.")
     cfg = {"inbox": str(inbox), "processed": str(root / "processed"), "quarantine": str(root / "q"),
-           "store": str(root / "store.sqlite"), "model": str(model), "export": str(root / "export"),
+           "store": store or str(root / "store.sqlite"), "model": str(model), "export": str(root / "export"),
            "lock_file": str(root / "run.lock"), "log_file": str(root / "run.log"), "device": "cpu"}
     (root / "schedule.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
     invoke("reclassify", str(root / "schedule.yaml"))
     _xss_jsonl(inbox / "xss.jsonl", EDITED_TEXT)  # the reply is edited: revision 2, classified again
     invoke("reclassify", str(root / "schedule.yaml"))
-    return root / "store.sqlite"
+    return cfg["store"]
 
 
 def model_with_oof_table(src: Path, dest: Path, n: int = 240, seed: int = 3) -> Path:

@@ -7,17 +7,14 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.common import err_console
+from pipeline.cli.common import OptionalDbOption, err_console
 from pipeline.config.run import EvaluationConfig
-from pipeline.errors import UserError
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def serve(
-    db: Annotated[str | None, typer.Option("--db", help="The SQLite store file (default: env THREADSTANCE_DB, else "
-                                         "work/threadstance.sqlite); the dashboard reads SQLite stores only.",
-                                         show_default=False)] = None,
+    db: str | None = OptionalDbOption,
     model: Annotated[str | None, typer.Option("--model", help="Model folder or model_version (default: "
                                               "models/default when it exists, else the store's latest).",
                                               show_default=False)] = None,
@@ -35,14 +32,9 @@ def serve(
     import uvicorn
 
     from pipeline.config.settings import DEFAULT_STORE
-    from pipeline.store.backend import is_url, shown
     from pipeline.web.app import create_app
 
     path = db or DEFAULT_STORE
-    if is_url(path):
-        raise UserError("the dashboard reads a SQLite store file; a PostgreSQL store cannot be served yet (`threadstance "
-                        "export predictions` and `trends` read it)",
-                        shown(path))
     if host not in LOCAL_HOSTS:
         err_console.print(f"[bold yellow]warning:[/] listening on {host}: the store's threads, comments and "
                           "predictions become visible to the network (no login)", highlight=False)

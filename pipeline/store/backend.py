@@ -17,11 +17,14 @@ import os
 import re
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from pipeline.store.sqlite import StoreError, store_error
+
+if TYPE_CHECKING:
+    from pipeline.store.mirror import BrowseSource
 
 URL_SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgres://")
 LOCK_SPACE = 0x7473  # advisory-lock namespace of threadstance ("ts"); the second key is a run id or job code
@@ -81,6 +84,10 @@ class Backend:
         """Whether no other session holds ``key`` (SQLite: the run's file lock already says so: True)."""
         return True
 
+    def browse_source(self) -> BrowseSource:
+        """Where the dashboard's browse index reads this store from (:mod:`pipeline.store.mirror`)."""
+        raise NotImplementedError
+
 
 class SQLiteBackend(Backend):
     """One SQLite file, WAL mode. Opened read-only (``mode=ro``; ``immutable=1`` in a folder this process
@@ -97,6 +104,11 @@ class SQLiteBackend(Backend):
 
     def begin_sql(self) -> str:
         return "BEGIN IMMEDIATE"
+
+    def browse_source(self) -> BrowseSource:
+        from pipeline.store.mirror import AttachedFile
+
+        return AttachedFile(self.path)
 
     def _engine(self, connect: Any) -> sa.Connection:
         def creator() -> sqlite3.Connection:
@@ -177,6 +189,11 @@ class PostgresBackend(Backend):
         except sa.exc.ArgumentError as exc:
             raise StoreError(f"not a PostgreSQL URL ({exc})", self.path) from exc
         return conn, read_only
+
+    def browse_source(self) -> BrowseSource:
+        from pipeline.store.mirror import PostgresMirror
+
+        return PostgresMirror(lambda: self.open(True)[0], self.path)
 
     def try_lock(self, conn: sa.Connection, key: int) -> bool:
         return bool(conn.execute(sa.text("SELECT pg_try_advisory_lock(:s, :k)"), {"s": LOCK_SPACE, "k": key}).scalar())

@@ -1,13 +1,14 @@
 """Read queries for the results dashboard (``threadstance serve``): a flat, indexed copy of one model's
 predictions, built in memory from the store opened read-only.
 
-The store file is attached with ``mode=ro`` to an in-memory SQLite database. :meth:`BrowseIndex.refresh`
-copies every item with its current-revision prediction of one model version into the table ``flat``
-(labels, the probability of each label and every class probability as columns, the date the item is
-counted under) plus per-thread label shares into ``thread_stats``, and indexes them. List pages, filters,
-counts and downloads then run parameterised SQL against that copy, so a page of a store with a million
-items costs a few index lookups. The copy is rebuilt when another process commits to the store
-(``PRAGMA data_version``) or another model version is asked for. Nothing is ever written to the store.
+The store's tables are reached as schema ``s`` of an in-memory SQLite database: a SQLite store file is
+attached with ``mode=ro``, a PostgreSQL store is copied in (:mod:`pipeline.store.mirror`).
+:meth:`BrowseIndex.refresh` copies every item with its current-revision prediction of one model version into
+the table ``flat`` (labels, the probability of each label and every class probability as columns, the date
+the item is counted under) plus per-thread label shares into ``thread_stats``, and indexes them. List pages,
+filters, counts and downloads then run parameterised SQL against that copy, so a page of a store with a
+million items costs a few index lookups. The copy is rebuilt when the store changed (the source's version:
+``PRAGMA data_version`` of a file) or another model version is asked for. Nothing is ever written to the store.
 """
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import UserError
+from pipeline.store.backend import backend_for
 from pipeline.store.records import load_record
 
 KINDS = ("paragraph", "comment", "reply")
@@ -72,40 +73,48 @@ class BrowseIndex:
     """The dashboard's read-only view of a store.
 
     Args:
-        store_path: An existing store file (opened read-only; never created, migrated or written).
+        store: An existing store: a SQLite file or a PostgreSQL URL (read only; never created, migrated or
+            written).
         date_of: Maps an item row (``posted_at``, ``article_date``, ``thread_first_posted_at``) to the
             ``YYYY-MM-DD`` it is counted under, or None (the trends rule).
     """
 
-    def __init__(self, store_path: str | Path, date_of: Callable[[dict[str, Any]], str | None]) -> None:
-        self.path = Path(store_path)
-        if not self.path.is_file():
-            raise UserError("no store here (run the main job, `threadstance ingest` or pass --db)", self.path)
+    def __init__(self, store: str | Path, date_of: Callable[[dict[str, Any]], str | None]) -> None:
+        self.source = backend_for(store).browse_source()
+        self.path = self.source.path
         self.date_of = date_of
         self.lock = threading.RLock()
-        self.conn = sqlite3.connect("file::memory:", uri=True, check_same_thread=False)
+        # autocommit: a transaction left open would pin the read snapshot of an attached file (no later commit
+        # seen, its WAL never checkpointed); refresh() runs in one explicit transaction
+        self.conn = sqlite3.connect("file::memory:", uri=True, check_same_thread=False, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
         try:
-            self.conn.execute("ATTACH DATABASE ? AS s", (f"{self.path.resolve().as_uri()}?mode=ro",))
-            self.conn.execute("SELECT COUNT(*) FROM s.items").fetchone()
-        except sqlite3.Error as exc:
-            raise UserError(f"cannot read the store ({exc})", self.path) from exc
+            self.source.attach(self.conn)
+        except BaseException:
+            self.close()
+            raise
         self.model_version: str | None = None
         self.schema = Schema()
-        self._state: tuple[str | None, int] | None = None
+        self._state: tuple[str | None, Hashable] | None = None
 
     def close(self) -> None:
         self.conn.close()
+        self.source.close()
 
     def _q(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self.lock:
             return self.conn.execute(sql, tuple(args)).fetchall()
 
     # ---- building the flat copy ---------------------------------------------------------------------
-    def data_version(self) -> int:
+    def data_version(self) -> Hashable:
         """Changes whenever another connection commits to the store."""
         with self.lock:
-            return int(self.conn.execute("PRAGMA s.data_version").fetchone()[0])
+            return self.source.version(self.conn)
+
+    @property
+    def built_version(self) -> Hashable:
+        """The source's version when the flat copy was last built (None before the first build)."""
+        return self._state[1] if self._state else None
 
     def refresh(self, model_version: str | None) -> bool:
         """Make ``flat`` hold ``model_version``'s predictions of the store as it is now; True if rebuilt."""
@@ -113,7 +122,14 @@ class BrowseIndex:
             state = (model_version, self.data_version())
             if state == self._state:
                 return False
-            self._build(model_version)
+            self.conn.execute("BEGIN")
+            try:
+                self.source.load(self.conn, model_version)
+                self._build(model_version)
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
             self._state = state
             return True
 
@@ -135,6 +151,7 @@ class BrowseIndex:
         self.model_version = model_version
         probs = schema.prob_columns()
         stance_cols = [f"t{j}_label TEXT, t{j}_prob REAL" for j in range(len(schema.targets))]
+        c.execute("DROP TABLE IF EXISTS flat_fts")
         c.execute("DROP TABLE IF EXISTS flat")
         c.execute("DROP TABLE IF EXISTS thread_stats")
         c.execute("CREATE TABLE flat (rid INTEGER PRIMARY KEY, item_id TEXT, thread_id TEXT, kind TEXT, "

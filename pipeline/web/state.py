@@ -2,6 +2,7 @@
 rankings (keyed by model version, the store's data version and the filters)."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -13,9 +14,12 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import UserError
+from pipeline.store.backend import is_url, shown
 from pipeline.store.browse import BrowseIndex, ItemFilter
 
 CACHE_SIZE = 64
+RETIRE_AFTER = 60.0  # seconds a replaced index stays open for the requests still reading it
+log = logging.getLogger("threadstance.web")
 RANKED = 1000  # the label-next page keeps this many of the ranking
 
 
@@ -68,7 +72,7 @@ def _card(folder: Path) -> dict[str, Any]:
             "gold": (gold or {}).get("model"), "gold_n": (gold or {}).get("n_items")}
 
 
-def resolve_model(store_path: Path, model: str | Path | None) -> ModelInfo:
+def resolve_model(store_path: str | Path, model: str | Path | None) -> ModelInfo:
     """``model``: a model folder, a model_version, or None (models/default when it is a model folder, else
     the store's latest model version)."""
     from pipeline.config.settings import DEFAULT_MODELS
@@ -106,7 +110,8 @@ class Dashboard:
                  min_items: int = 30, gold: str | Path | None = None) -> None:
         from pipeline.reporting.trends import MIN_THREADS, item_date
 
-        self.store_path = Path(store_path)
+        self.store_path: str | Path = store_path if is_url(store_path) else Path(store_path)
+        self._date_of = item_date
         self.index = BrowseIndex(self.store_path, item_date)
         self.model = resolve_model(self.store_path, model)
         self.n_boot, self.min_items = n_boot, min_items
@@ -115,7 +120,14 @@ class Dashboard:
         self._trends: OrderedDict[tuple[Any, ...], TrendView] = OrderedDict()
         self._ranking: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
         self._compute = threading.Lock()
+        self._rebuilding = threading.Lock()
+        self._retired: list[tuple[float, BrowseIndex]] = []
         self.index.refresh(self.model.version)
+
+    @property
+    def store_label(self) -> str:
+        """The store as the pages name it: a file's name, or a URL with its password masked."""
+        return self.store_path.name if isinstance(self.store_path, Path) else shown(self.store_path)
 
     @property
     def version(self) -> str | None:
@@ -135,9 +147,41 @@ class Dashboard:
                 "`predict --db` with it, or serve another model with --model)")
 
     def fresh(self) -> tuple[Any, ...]:
-        """Rebuild the index if the store changed; the cache key prefix of the store as it is now."""
-        self.index.refresh(self.model.version)
-        return (self.model.version, self.index.data_version())
+        """The cache key prefix of the index the pages read now.
+
+        When the store has changed since that index was built, a new index is built in the background and
+        takes its place when it is ready; pages keep reading the current one meanwhile, so a rebuild (seconds
+        on a large store) never holds up a request."""
+        index = self.index
+        try:
+            changed = index.data_version() != index.built_version
+        except UserError as exc:  # the store cannot be read now: keep serving what was read before
+            log.warning("cannot check the store for changes: %s", exc)
+            changed = False
+        if changed and self._rebuilding.acquire(blocking=False):
+            threading.Thread(target=self._rebuild, name="rebuild-index", daemon=True).start()
+        return (self.model.version, index.built_version)
+
+    def _rebuild(self) -> None:
+        """Build a new index of the store as it is now and swap it in (runs with ``_rebuilding`` held)."""
+        try:
+            new = BrowseIndex(self.store_path, self._date_of)
+            try:
+                new.refresh(self.model.version)
+            except BaseException:
+                new.close()
+                raise
+            now = time.monotonic()
+            # a request may still be reading the index it started with: close replaced ones a minute later
+            for when, old in [r for r in self._retired if now - r[0] > RETIRE_AFTER]:
+                old.close()
+                self._retired.remove((when, old))
+            self._retired.append((now, self.index))
+            self.index = new
+        except Exception:  # noqa: BLE001 - the next request tries again; the current index keeps serving
+            log.exception("rebuilding the dashboard index failed")
+        finally:
+            self._rebuilding.release()
 
     def store(self) -> Any:
         """A read-only Store (for runs, counts and model versions); close it after use."""
