@@ -162,3 +162,57 @@ def test_a_request_during_a_rebuild_gets_the_previous_index_at_once(tmp_path: Pa
     while _count(client.get("/items").text) != before + 1:
         assert time.monotonic() < deadline, "the rebuilt index never replaced the old one"
         time.sleep(0.2)
+
+
+def _predict_into(store: str, model: Path, out: Path, *files: Path) -> None:
+    result = CliRunner().invoke(cli_app, ["predict", *map(str, files), "--db", store, "--model", str(model),
+                                          "--format", "jsonl", "-o", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+
+def test_label_next_and_trends_follow_new_predictions(tmp_path: Path, seeds_dir: Path, smoke_model: Path) -> None:
+    store = str(tmp_path / "store.sqlite")
+    _predict_into(store, smoke_model, tmp_path / "first.jsonl", sorted(seeds_dir.glob("*.txt"))[0])
+    client = _client(store, smoke_model)
+    dash = client.app.state.dash
+    ranked, csv = len(dash.ranking()), client.get("/trends.csv").text
+    page = tmp_path / "late.jsonl"
+    page.write_text("".join(json.dumps({"thread_id": "late", "text": t, "comment_id": str(i),
+                                        "posted_at": f"2031-05-0{i + 1}T10:00:00"}) + "\n"
+                            for i, t in enumerate(["Ofsted got this one wrong.", "Managers ignore us."])))
+    _predict_into(store, smoke_model, tmp_path / "late.out.jsonl", page)
+    deadline = time.monotonic() + 20
+    while len(dash.ranking()) != ranked + 2:  # cached per index: a rebuilt index gets a new key
+        assert time.monotonic() < deadline, "label next never showed the new items"
+        client.get("/")
+        time.sleep(0.3)
+    assert client.get("/trends.csv").text != csv and "2031-05" in client.get("/trends.csv").text
+
+
+def test_the_dashboard_reconnects_when_postgresql_drops_its_session(postgres_server, tmp_path: Path, seeds_dir: Path,
+                                                                     smoke_model: Path) -> None:
+    url = postgres_server.new_database()
+    _ingest(url, sorted(seeds_dir.glob("*.txt"))[0])
+    client = _client(url, smoke_model)
+    with psycopg.connect(url, autocommit=True) as admin:  # end the dashboard's server session
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                      "AND pid <> pg_backend_pid()")
+    page = tmp_path / "late.jsonl"
+    page.write_text(json.dumps({"thread_id": "after-drop", "text": "Funding was cut.", "comment_id": "1"}) + "\n")
+    _ingest(url, page)
+    deadline = time.monotonic() + 20
+    while "after-drop" not in client.get("/threads").text:
+        assert time.monotonic() < deadline, "the dashboard never reconnected"
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("postgresql://u@h:abc/db?password=secret", "not a PostgreSQL URL"),
+    ("postgresql://u@127.0.0.1:1/db?password=secret&sslmode=disable", "cannot reach the PostgreSQL store"),
+])
+def test_serve_masks_a_password_given_as_a_query_parameter(url, message, monkeypatch, capsys) -> None:
+    from conftest import cli
+
+    code, _, err = cli(["serve", "--db", url], monkeypatch, capsys)
+    assert code == 2 and message in err and "password=***" in err and "secret" not in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

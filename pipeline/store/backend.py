@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pipeline.store.mirror import BrowseSource
 
 URL_SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgres://")
+CONNECT_TIMEOUT = 15  # seconds to wait for a PostgreSQL server to answer a connection
 LOCK_SPACE = 0x7473  # advisory-lock namespace of threadstance ("ts"); the second key is a run id or job code
 
 
@@ -36,8 +37,12 @@ def is_url(location: str | Path) -> bool:
 
 
 def shown(location: str | Path) -> str:
-    """The location for messages and logs: a URL with its password masked."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", str(location)) if is_url(location) else str(location)
+    """The location for messages, logs and pages: a URL with its password masked (in the user part and in a
+    ``password=`` query parameter)."""
+    if not is_url(location):
+        return str(location)
+    masked = re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", str(location))
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", masked, flags=re.IGNORECASE)
 
 
 def store_exists(location: str | Path) -> bool:
@@ -180,13 +185,15 @@ class PostgresBackend(Backend):
         self.path = shown(url)
 
     def open(self, read_only: bool) -> tuple[sa.Connection, bool]:
-        args = {"options": "-c default_transaction_read_only=on"} if read_only else {}
+        args: dict[str, Any] = {"options": "-c default_transaction_read_only=on"} if read_only else {}
+        if "connect_timeout=" not in self.url:  # a server that does not answer is an error, not a hang
+            args["connect_timeout"] = CONNECT_TIMEOUT
         try:
             engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool, connect_args=args)
             conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         except sa.exc.DBAPIError as exc:
             raise store_error(exc, self.path) from exc
-        except sa.exc.ArgumentError as exc:
+        except (sa.exc.ArgumentError, ValueError) as exc:  # ValueError: e.g. a port that is not a number
             raise StoreError(f"not a PostgreSQL URL ({exc})", self.path) from exc
         return conn, read_only
 

@@ -16,12 +16,14 @@ import json
 import re
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.store.backend import backend_for
+from pipeline.store.mirror import BrowseSource
 from pipeline.store.records import load_record
 
 KINDS = ("paragraph", "comment", "reply")
@@ -91,15 +93,18 @@ class BrowseIndex:
         try:
             self.source.attach(self.conn)
         except BaseException:
-            self.close()
+            _close(self.conn, self.source)
             raise
         self.model_version: str | None = None
         self.schema = Schema()
+        self.generation = 0  # set by the owner that replaces one index by a newer one (the dashboard)
         self._state: tuple[str | None, Hashable] | None = None
+        # closed when the index is closed or no longer referenced (a request may still read a replaced one)
+        self._finalizer = weakref.finalize(self, _close, self.conn, self.source)
 
     def close(self) -> None:
-        self.conn.close()
-        self.source.close()
+        with self.lock:
+            self._finalizer()
 
     def _q(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self.lock:
@@ -352,3 +357,8 @@ class BrowseIndex:
         rows = self._q("SELECT thread_id, title, standfirst, article_date, url, declared_comments FROM s.threads "
                        "WHERE thread_id = ?", (thread_id,))
         return dict(rows[0]) if rows else None
+
+
+def _close(conn: sqlite3.Connection, source: BrowseSource) -> None:
+    conn.close()
+    source.close()

@@ -95,16 +95,13 @@ class PostgresMirror(BrowseSource):
 
     def _db(self) -> sa.Connection:
         """The read-only connection, opened again if the server dropped it."""
-        if self._conn is not None:
-            try:
-                self._conn.exec_driver_sql("SELECT 1")
-            except sa.exc.DBAPIError:
-                self.close()
+        if self._conn is not None and self._conn.invalidated:  # the server dropped it during a query
+            self.close()
         if self._conn is None:
             conn = self.connect()
             try:
                 version = current_version(conn, False)
-            except sa.exc.DBAPIError as exc:
+            except sa.exc.SQLAlchemyError as exc:
                 _close(conn)
                 raise store_error(exc, self.path) from exc
             if version == 0:
@@ -129,12 +126,14 @@ class PostgresMirror(BrowseSource):
             conn.execute(sql)
 
     def version(self, conn: sqlite3.Connection) -> Hashable:
+        db = self._db()
         try:
-            row = self._db().exec_driver_sql(
+            row = db.exec_driver_sql(
                 "SELECT (SELECT tup_inserted + tup_updated + tup_deleted FROM pg_stat_database "
                 "WHERE datname = current_database()), (SELECT MAX(run_id) FROM runs), "
                 "(SELECT MAX(ended_at) FROM runs WHERE run_id = (SELECT MAX(run_id) FROM runs))").one()
-        except sa.exc.DBAPIError as exc:
+        except sa.exc.SQLAlchemyError as exc:
+            self.close()  # the next call connects again
             raise store_error(exc, self.path) from exc
         return tuple(row)
 
@@ -148,7 +147,8 @@ class PostgresMirror(BrowseSource):
                     self._copy(db, conn, table, model_version)
             finally:
                 db.exec_driver_sql("COMMIT")
-        except sa.exc.DBAPIError as exc:
+        except sa.exc.SQLAlchemyError as exc:
+            self.close()
             raise store_error(exc, self.path) from exc
 
     @staticmethod
@@ -182,5 +182,5 @@ def _close(conn: sa.Connection) -> None:
     try:
         conn.close()
         conn.engine.dispose()
-    except sa.exc.DBAPIError:
+    except sa.exc.SQLAlchemyError:
         pass

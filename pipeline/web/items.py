@@ -7,15 +7,14 @@ from collections.abc import Iterator
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
-from pipeline.store.browse import COUNT_CAP, SORTS, ItemFilter
+from pipeline.store.browse import COUNT_CAP, SORTS, ItemFilter, Schema
 from pipeline.web.common import BadRequest, choice, kinds, opt_date, opt_page, opt_prob, pages, render
 
 router = APIRouter()
 
 
-def _filter(request: Request, target: str | None, label: str | None, conf_min: str | None, conf_max: str | None,
+def _filter(schema: Schema, target: str | None, label: str | None, conf_min: str | None, conf_max: str | None,
             kind: list[str], thread: str | None, since: str | None, until: str | None, q: str | None) -> ItemFilter:
-    schema = request.app.state.dash.index.schema
     target = choice(target, ["sentiment", *schema.targets], "target")
     classes = schema.stance if target not in (None, "sentiment") else schema.sentiment
     low, high = opt_prob(conf_min, "conf_min"), opt_prob(conf_max, "conf_max")
@@ -32,15 +31,14 @@ def items_page(request: Request, target: str | None = None, label: str | None = 
                conf_max: str | None = None, kind: list[str] = Query(default=[]), thread: str | None = None,
                since: str | None = None, until: str | None = None, q: str | None = None, sort: str | None = None,
                page: str | None = None) -> HTMLResponse:
-    dash = request.app.state.dash
-    dash.fresh()
-    f = _filter(request, target, label, conf_min, conf_max, kind, thread, since, until, q)
+    _, index = request.app.state.dash.current()
+    f = _filter(index.schema, target, label, conf_min, conf_max, kind, thread, since, until, q)
     sort = choice(sort, list(SORTS), "sort") or "date"
-    total = dash.index.count_items(f)
+    total = index.count_items(f)
     nav = pages(min(total, COUNT_CAP), opt_page(page))
-    rows = dash.index.items_page(f, nav["offset"], nav["size"], sort)
+    rows = index.items_page(f, nav["offset"], nav["size"], sort)
     return render(request, "items.html", f=f, target=target or "sentiment", sort=sort, total=total,
-                  capped=total > COUNT_CAP, nav=nav, rows=rows, schema=dash.index.schema, sorts=list(SORTS),
+                  capped=total > COUNT_CAP, nav=nav, rows=rows, schema=index.schema, sorts=list(SORTS),
                   raw_query=str(request.url.query))
 
 
@@ -54,13 +52,14 @@ def items_download(request: Request, fmt: str, target: str | None = None, label:
 
     dash = request.app.state.dash
     fmt = choice(fmt, ["csv", "jsonl"], "format") or "csv"
-    if not dash.has_predictions():
-        raise BadRequest(dash.no_predictions())  # has_predictions() has refreshed the index
-    f = _filter(request, target, label, conf_min, conf_max, kind, thread, since, until, q)
+    _, index = dash.current()
+    if not (dash.version and index.schema.sentiment):
+        raise BadRequest(dash.no_predictions())
+    f = _filter(index.schema, target, label, conf_min, conf_max, kind, thread, since, until, q)
 
     def body() -> Iterator[str]:
         header = True
-        for chunk in dash.index.iter_records(f):
+        for chunk in index.iter_records(f):  # the index the request started with, to its end
             if fmt == "jsonl":
                 yield "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in chunk)
             else:

@@ -12,9 +12,9 @@ router = APIRouter()
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request) -> HTMLResponse:
     dash = request.app.state.dash
-    dash.fresh()
+    _, index = dash.current()
     with dash.store() as store:
         runs = store.runs(limit=10)
         versions = store.prediction_counts()
-    return render(request, "overview.html", counts=dash.index.counts(), runs=runs, versions=versions,
+    return render(request, "overview.html", counts=index.counts(), runs=runs, versions=versions,
                   model=dash.model)

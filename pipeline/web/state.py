@@ -18,7 +18,7 @@ from pipeline.store.backend import is_url, shown
 from pipeline.store.browse import BrowseIndex, ItemFilter
 
 CACHE_SIZE = 64
-RETIRE_AFTER = 60.0  # seconds a replaced index stays open for the requests still reading it
+CHECK_EVERY = 1.0  # seconds between two checks of the store for changes
 log = logging.getLogger("threadstance.web")
 RANKED = 1000  # the label-next page keeps this many of the ranking
 
@@ -121,7 +121,8 @@ class Dashboard:
         self._ranking: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
         self._compute = threading.Lock()
         self._rebuilding = threading.Lock()
-        self._retired: list[tuple[float, BrowseIndex]] = []
+        self._checked = time.monotonic()
+        self._last_error: str | None = None
         self.index.refresh(self.model.version)
 
     @property
@@ -136,8 +137,8 @@ class Dashboard:
     def has_predictions(self) -> bool:
         """Whether the store holds predictions of the served model (a default model folder can be served over
         a store that it has not classified yet)."""
-        self.fresh()
-        return bool(self.version and self.index.schema.sentiment)
+        _, index = self.current()
+        return bool(self.version and index.schema.sentiment)
 
     def no_predictions(self) -> str:
         """What to tell a user when :meth:`has_predictions` is False."""
@@ -146,40 +147,48 @@ class Dashboard:
         return (f"no predictions of model {self.version} in the store yet (run `threadstance reclassify` or "
                 "`predict --db` with it, or serve another model with --model)")
 
-    def fresh(self) -> tuple[Any, ...]:
-        """The cache key prefix of the index the pages read now.
+    def current(self) -> tuple[tuple[Any, ...], BrowseIndex]:
+        """The index the pages read now and its cache key prefix. A request takes it once and reads only it.
 
-        When the store has changed since that index was built, a new index is built in the background and
-        takes its place when it is ready; pages keep reading the current one meanwhile, so a rebuild (seconds
-        on a large store) never holds up a request."""
+        At most once a second, whether the store changed since that index was built is checked; if it did, a
+        new index is built in the background and takes its place when it is ready. Pages keep reading the
+        current one meanwhile, so a rebuild (seconds on a large store) never holds up a request. A replaced
+        index is closed when the last request reading it lets go of it."""
         index = self.index
+        now = time.monotonic()
+        if now - self._checked >= CHECK_EVERY and not self._rebuilding.locked():
+            self._checked = now
+            if self._changed(index) and self._rebuilding.acquire(blocking=False):
+                threading.Thread(target=self._rebuild, name="rebuild-index", daemon=True).start()
+        return (self.model.version, index.generation), index
+
+    def _changed(self, index: BrowseIndex) -> bool:
         try:
-            changed = index.data_version() != index.built_version
+            return index.data_version() != index.built_version
         except UserError as exc:  # the store cannot be read now: keep serving what was read before
-            log.warning("cannot check the store for changes: %s", exc)
-            changed = False
-        if changed and self._rebuilding.acquire(blocking=False):
-            threading.Thread(target=self._rebuild, name="rebuild-index", daemon=True).start()
-        return (self.model.version, index.built_version)
+            self._log_once(f"cannot check the store for changes: {exc}")
+            return False
+
+    def _log_once(self, message: str) -> None:
+        if message != self._last_error:
+            log.warning("%s", message)
+            self._last_error = message
 
     def _rebuild(self) -> None:
         """Build a new index of the store as it is now and swap it in (runs with ``_rebuilding`` held)."""
         try:
-            new = BrowseIndex(self.store_path, self._date_of)
-            try:
-                new.refresh(self.model.version)
-            except BaseException:
-                new.close()
-                raise
-            now = time.monotonic()
-            # a request may still be reading the index it started with: close replaced ones a minute later
-            for when, old in [r for r in self._retired if now - r[0] > RETIRE_AFTER]:
-                old.close()
-                self._retired.remove((when, old))
-            self._retired.append((now, self.index))
-            self.index = new
-        except Exception:  # noqa: BLE001 - the next request tries again; the current index keeps serving
-            log.exception("rebuilding the dashboard index failed")
+            if self._changed(self.index):  # another rebuild may have just finished
+                new = BrowseIndex(self.store_path, self._date_of)
+                try:
+                    new.refresh(self.model.version)
+                except BaseException:
+                    new.close()
+                    raise
+                new.generation = self.index.generation + 1
+                self.index = new
+                self._last_error = None
+        except Exception as exc:  # noqa: BLE001 - the next check tries again; the current index keeps serving
+            self._log_once(f"rebuilding the dashboard index failed: {exc}")
         finally:
             self._rebuilding.release()
 
@@ -192,26 +201,27 @@ class Dashboard:
     # ---- trends -------------------------------------------------------------------------------------
     def trends(self, q: TrendQuery) -> TrendView:
         """Label shares per period for ``q``, through the trends code (cached)."""
-        key = (*self.fresh(), q)
+        prefix, index = self.current()
+        key = (*prefix, q)
         with self._compute:
             if key in self._trends:
                 self._trends.move_to_end(key)
                 return self._trends[key]
             start = time.perf_counter()
-            view = self._compute_trends(q)
+            view = self._compute_trends(q, index)
             view.seconds = time.perf_counter() - start
             self._trends[key] = view
             while len(self._trends) > CACHE_SIZE:
                 self._trends.popitem(last=False)
             return view
 
-    def _compute_trends(self, q: TrendQuery) -> TrendView:
+    def _compute_trends(self, q: TrendQuery, index: BrowseIndex) -> TrendView:
         from pipeline.reporting.trends import COLUMNS, select_items, thread_floor, trend_frame
 
         notes = [self.model.table_note] if self.model.table_note else []
         f = ItemFilter(kinds=q.kinds, thread_id=q.thread_id, since=q.since, until=q.until)
-        rows, probs = self.index.probabilities(f)
-        cols = self.index.schema.prob_columns()
+        rows, probs = index.probabilities(f)
+        cols = index.schema.prob_columns()
         for row, p in zip(rows, probs):
             heads: dict[str, dict[str, float]] = {}
             for (_, task, cls), value in zip(cols, p):
@@ -248,15 +258,15 @@ class Dashboard:
         stored calibrated probabilities; no model is run)."""
         from pipeline.inference.suggest import order_by_score, uncertainty_scores
 
-        key = self.fresh()
+        key, index = self.current()
         with self._compute:
             if key in self._ranking:
                 return self._ranking[key]
-            rows, probs = self.index.probabilities(ItemFilter())
+            rows, probs = index.probabilities(ItemFilter())
             labelled = self.labelled()
             keep = [i for i, r in enumerate(rows) if r["item_id"] not in labelled]
             rows = [rows[i] for i in keep]
-            schema = self.index.schema
+            schema = index.schema
             p = np.asarray([probs[i] for i in keep], dtype=float).reshape(len(keep), -1)
             s = len(schema.sentiment)
             sent = p[:, :s]

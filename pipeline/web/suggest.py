@@ -15,6 +15,6 @@ def suggest_page(request: Request, page: str | None = None) -> HTMLResponse:
     ranked = dash.ranking() if dash.has_predictions() else []
     nav = pages(len(ranked), opt_page(page))
     rows = ranked[nav["offset"]: nav["offset"] + nav["size"]]
-    found = dash.index.items_by_id([r["item_id"] for r in rows])
+    found = dash.current()[1].items_by_id([r["item_id"] for r in rows])
     return render(request, "suggest.html", nav=nav, rows=[{**r, **found.get(r["item_id"], {})} for r in rows],
                   gold=dash.gold)

@@ -19,7 +19,7 @@ PERIODS = ("month", "quarter", "year")
 def _query(request: Request, by: str | None, kind: list[str], thread: str | None, since: str | None,
            until: str | None, min_confidence: str | None) -> TrendQuery:
     dash = request.app.state.dash
-    if thread and not dash.index.has_thread(thread):
+    if thread and not dash.current()[1].has_thread(thread):
         raise BadRequest(f"thread: no thread {thread!r} in the store")
     q = TrendQuery(by=choice(by, PERIODS, "by") or "month", kinds=kinds(kind), thread_id=thread or None,
                    since=opt_date(since, "since"), until=opt_date(until, "until"),
