@@ -8,8 +8,8 @@ how those tables get there (:meth:`pipeline.store.backend.Backend.browse_source`
 * :class:`PostgresMirror`: a PostgreSQL store copied into an attached in-memory SQLite database: the threads,
   the items, their earlier revisions and the predictions of the indexed model, read in one repeatable-read,
   read-only transaction (a consistent snapshot while workers write), in pages of rows by primary key. It is
-  copied again when the server's write counters for the database or its newest run change, which a
-  commit reaches within about a second (PostgreSQL reports table statistics when a session goes idle).
+  copied again when the server's write counters for the database or its newest run change (PostgreSQL
+  publishes a session's counters when it goes idle).
 """
 from __future__ import annotations
 

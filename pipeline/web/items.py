@@ -53,7 +53,7 @@ def items_download(request: Request, fmt: str, target: str | None = None, label:
     dash = request.app.state.dash
     fmt = choice(fmt, ["csv", "jsonl"], "format") or "csv"
     _, index = dash.current()
-    if not (dash.version and index.schema.sentiment):
+    if not dash.has_predictions(index):
         raise BadRequest(dash.no_predictions())
     f = _filter(index.schema, target, label, conf_min, conf_max, kind, thread, since, until, q)
 

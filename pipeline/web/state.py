@@ -1,5 +1,5 @@
 """What the dashboard knows while it runs: the store's browse index, the model, and cached trend tables and
-rankings (keyed by model version, the store's data version and the filters)."""
+rankings (keyed by model version, the index they were computed from and the filters)."""
 from __future__ import annotations
 
 import logging
@@ -134,10 +134,10 @@ class Dashboard:
     def version(self) -> str | None:
         return self.model.version
 
-    def has_predictions(self) -> bool:
-        """Whether the store holds predictions of the served model (a default model folder can be served over
-        a store that it has not classified yet)."""
-        _, index = self.current()
+    def has_predictions(self, index: BrowseIndex | None = None) -> bool:
+        """Whether the store (as ``index``, default the current one, holds it) has predictions of the served
+        model (a default model folder can be served over a store that it has not classified yet)."""
+        index = index or self.current()[1]
         return bool(self.version and index.schema.sentiment)
 
     def no_predictions(self) -> str:
@@ -148,7 +148,7 @@ class Dashboard:
                 "`predict --db` with it, or serve another model with --model)")
 
     def current(self) -> tuple[tuple[Any, ...], BrowseIndex]:
-        """The index the pages read now and its cache key prefix. A request takes it once and reads only it.
+        """The index the pages read now and its cache key prefix. A request takes it once and passes it on.
 
         At most once a second, whether the store changed since that index was built is checked; if it did, a
         new index is built in the background and takes its place when it is ready. Pages keep reading the
@@ -199,9 +199,9 @@ class Dashboard:
         return Store.open_readonly(self.store_path)
 
     # ---- trends -------------------------------------------------------------------------------------
-    def trends(self, q: TrendQuery) -> TrendView:
-        """Label shares per period for ``q``, through the trends code (cached)."""
-        prefix, index = self.current()
+    def trends(self, q: TrendQuery, current: tuple[tuple[Any, ...], BrowseIndex] | None = None) -> TrendView:
+        """Label shares per period for ``q`` (cached), from ``current`` (default :meth:`current`)."""
+        prefix, index = current or self.current()
         key = (*prefix, q)
         with self._compute:
             if key in self._trends:
@@ -253,12 +253,12 @@ class Dashboard:
 
         return labelled_item_ids([self.gold]) if self.gold is not None and self.gold.is_file() else set()
 
-    def ranking(self) -> list[dict[str, Any]]:
+    def ranking(self, current: tuple[tuple[Any, ...], BrowseIndex] | None = None) -> list[dict[str, Any]]:
         """Every unlabelled classified item, most informative first (suggest's uncertainty score over the
         stored calibrated probabilities; no model is run)."""
         from pipeline.inference.suggest import order_by_score, uncertainty_scores
 
-        key, index = self.current()
+        key, index = current or self.current()
         with self._compute:
             if key in self._ranking:
                 return self._ranking[key]

@@ -12,9 +12,10 @@ router = APIRouter()
 @router.get("/suggest", response_class=HTMLResponse)
 def suggest_page(request: Request, page: str | None = None) -> HTMLResponse:
     dash = request.app.state.dash
-    ranked = dash.ranking() if dash.has_predictions() else []
+    current = dash.current()
+    ranked = dash.ranking(current) if dash.has_predictions(current[1]) else []
     nav = pages(len(ranked), opt_page(page))
     rows = ranked[nav["offset"]: nav["offset"] + nav["size"]]
-    found = dash.current()[1].items_by_id([r["item_id"] for r in rows])
+    found = current[1].items_by_id([r["item_id"] for r in rows])
     return render(request, "suggest.html", nav=nav, rows=[{**r, **found.get(r["item_id"], {})} for r in rows],
                   gold=dash.gold)

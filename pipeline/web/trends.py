@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
 from pipeline.reporting.trends import thread_floor
+from pipeline.store.browse import BrowseIndex
 from pipeline.web.common import BadRequest, choice, env, kinds, opt_date, opt_prob, render
 from pipeline.web.state import TrendQuery
 
@@ -16,10 +17,9 @@ router = APIRouter()
 PERIODS = ("month", "quarter", "year")
 
 
-def _query(request: Request, by: str | None, kind: list[str], thread: str | None, since: str | None,
+def _query(index: BrowseIndex, by: str | None, kind: list[str], thread: str | None, since: str | None,
            until: str | None, min_confidence: str | None) -> TrendQuery:
-    dash = request.app.state.dash
-    if thread and not dash.current()[1].has_thread(thread):
+    if thread and not index.has_thread(thread):
         raise BadRequest(f"thread: no thread {thread!r} in the store")
     q = TrendQuery(by=choice(by, PERIODS, "by") or "month", kinds=kinds(kind), thread_id=thread or None,
                    since=opt_date(since, "since"), until=opt_date(until, "until"),
@@ -44,8 +44,9 @@ def trends_page(request: Request, by: str | None = None, kind: list[str] = Query
                 thread: str | None = None, since: str | None = None, until: str | None = None,
                 min_confidence: str | None = None) -> HTMLResponse:
     dash = request.app.state.dash
-    q = _query(request, by, kind, thread, since, until, min_confidence)
-    view = dash.trends(q) if dash.has_predictions() else None
+    current = dash.current()
+    q = _query(current[1], by, kind, thread, since, until, min_confidence)
+    view = dash.trends(q, current) if dash.has_predictions(current[1]) else None
     query = str(request.url.query)
     html = view.rendered.get(query) if view is not None else None
     if html is None:  # the charts' data and the table are rendered once per cached view and address
@@ -64,10 +65,11 @@ def trends_csv(request: Request, by: str | None = None, kind: list[str] = Query(
     from pipeline.csvsafe import safe_frame
 
     dash = request.app.state.dash
-    if not dash.has_predictions():
+    current = dash.current()
+    if not dash.has_predictions(current[1]):
         raise BadRequest(dash.no_predictions())
-    q = _query(request, by, kind, thread, since, until, min_confidence)
-    view = dash.trends(q)
+    q = _query(current[1], by, kind, thread, since, until, min_confidence)
+    view = dash.trends(q, current)
     if "csv" not in view.rendered:
         view.rendered["csv"] = safe_frame(view.frame).to_csv(index=False)
     text = view.rendered["csv"]
